@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Docker engine, through the Docker SDK for Python: node containers and the control network."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+
+try:
+    import docker
+    from docker.errors import APIError, ImageNotFound, NotFound
+    HAS_DOCKER = True
+except ImportError:  # pragma: no cover - reported by the modules
+    docker = None
+    APIError = ImageNotFound = NotFound = Exception
+    HAS_DOCKER = False
+
+from ansible_collections.testbed.containers.plugins.module_utils import names
+
+# Bump when the container spec changes meaning, so nodes converge to the new spec.
+SPEC_VERSION = 1
+NODE_CAPS = ["NET_ADMIN", "NET_RAW"]
+
+
+class EngineError(Exception):
+    pass
+
+
+def client(pool_size=16):
+    try:
+        cli = docker.from_env(timeout=300, max_pool_size=pool_size)
+        cli.ping()
+    except Exception as exc:
+        raise EngineError("cannot reach the Docker engine (%s): is dockerd running on this host?" % exc)
+    return cli
+
+
+def ensure_control_network(cli, dry_run=False):
+    """The host's ``dockercnet`` bridge network; inter-node traffic on it off (enable_icc=false)."""
+    try:
+        cli.networks.get(names.CONTROL_NETWORK)
+        return []
+    except NotFound:
+        pass
+    if not dry_run:
+        cli.networks.create(names.CONTROL_NETWORK, driver="bridge", labels={"testbed.owner": "testbed"},
+                            options={"com.docker.network.bridge.enable_icc": "false",
+                                     "com.docker.network.bridge.name": names.CONTROL_NETWORK})
+    return ["create control network %s" % names.CONTROL_NETWORK]
+
+
+def experiment_filters(project, name):
+    return {"label": ["%s=%s" % (names.LABEL_PROJECT, project), "%s=%s" % (names.LABEL_EXPERIMENT, name)]}
+
+
+def list_nodes(cli, project, name):
+    """node name -> container (running or not) of the experiment on this host."""
+    found = {}
+    for ctr in cli.containers.list(all=True, filters=experiment_filters(project, name)):
+        found[ctr.labels.get(names.LABEL_NODE)] = ctr
+    return found
+
+
+def image_ids(cli, images):
+    """image reference -> image id; raises naming every image the host lacks."""
+    ids, missing = {}, []
+    for ref in sorted(set(images)):
+        try:
+            ids[ref] = cli.images.get(ref).id
+        except ImageNotFound:
+            missing.append(ref)
+    if missing:
+        raise EngineError("image(s) not found on this host: %s; build or load them first "
+                          "(scripts/build-images.sh builds the project's own)" % ", ".join(missing))
+    return ids
+
+
+def container_spec(plan, node_name, image_id, hosts_path):
+    """The keyword arguments of containers.create for a node, and their hash (a label).
+
+    A node is recreated only when this hash changes; LAN membership, addresses and routes are
+    not part of it (they converge in place).
+    """
+    node = plan["nodes"][node_name]
+    hashed = {
+        "version": SPEC_VERSION, "image": node["image"], "image_id": image_id, "command": node["command"],
+        "cpus": node["cpus"], "memory": node["memory"], "forwarding": node["forwarding"], "env": node["env"],
+        "hosts": hosts_path,
+    }
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    labels = {
+        names.LABEL_PROJECT: plan["project"],
+        names.LABEL_EXPERIMENT: plan["name"],
+        names.LABEL_NODE: node_name,
+        names.LABEL_CONFIG: digest,
+    }
+    kwargs = {
+        "image": node["image"],
+        "command": node["command"],
+        "name": node["container"],
+        "hostname": node_name,
+        "labels": labels,
+        "detach": True,
+        "network": names.CONTROL_NETWORK,
+        "cap_add": NODE_CAPS,
+        "restart_policy": {"Name": "unless-stopped"},
+        "volumes": {hosts_path: {"bind": "/etc/hosts", "mode": "ro"}},
+        "environment": node["env"] or None,
+        "sysctls": {"net.ipv4.ip_forward": "1" if node["forwarding"] else "0"},
+    }
+    if node["cpus"]:
+        kwargs["nano_cpus"] = int(node["cpus"] * 1e9)
+    if node["memory"]:
+        kwargs["mem_limit"] = node["memory"]
+    return kwargs, digest
+
+
+def remove_container(ctr):
+    try:
+        ctr.remove(force=True, v=True)
+    except NotFound:
+        pass
+
+
+def container_pid(ctr):
+    ctr.reload()
+    state = ctr.attrs.get("State", {})
+    return state.get("Pid") if state.get("Running") else None

@@ -1,0 +1,350 @@
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The experiment file: its schema, its validation and its normalized form.
+
+Validation runs in stages with an error gate between them (the netlab way): first the
+shape of every field (types, names, units), then the rules that cross fields (members name
+known nodes, addresses fit their subnet, names do not collide).  Every error names the field
+path, e.g. ``lans.lan0.members[2]: unknown node 'srv'``, and all errors of a stage are
+reported at once, before anything is created.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import re
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+NAME_HINT = "use 1 to 31 characters: a lowercase letter, then lowercase letters, digits or '-'"
+AUGMENT_LEVELS = ("none", "basic", "full")
+# Levels whose machinery exists in this version of the collection.
+AUGMENT_IMPLEMENTED = ("none",)
+ROUTING_MODES = ("static", "none")
+DEFAULT_POOL = "10.10.0.0/16"
+DEFAULT_PREFIXLEN = 24
+MEMORY_RE = re.compile(r"^([0-9]+)([bkmg]?)$", re.IGNORECASE)
+MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+class ExperimentError(Exception):
+    """Raised with every error found in one stage; str() lists them one per line."""
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super(ExperimentError, self).__init__("\n".join(self.errors))
+
+
+class Errors:
+    """Collects errors with their field paths; ``gate()`` raises if any were found."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, path, message):
+        self.items.append("%s: %s" % (path, message) if path else message)
+
+    def gate(self):
+        if self.items:
+            raise ExperimentError(self.items)
+
+
+def _type_name(value):
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "empty"}.get(type(value), type(value).__name__)
+
+
+def _check_keys(errors, path, value, allowed, required=()):
+    """Unknown and missing keys of a mapping; returns False if value is not a mapping."""
+    if not isinstance(value, dict):
+        errors.add(path, "must be a mapping, got %s" % _type_name(value))
+        return False
+    for key in value:
+        if key not in allowed:
+            errors.add(_join(path, key), "unknown key; allowed keys: %s" % ", ".join(sorted(allowed)))
+    for key in required:
+        if key not in value:
+            errors.add(_join(path, key), "is required")
+    return True
+
+
+def _join(path, key):
+    return "%s.%s" % (path, key) if path else str(key)
+
+
+def _check_name(errors, path, value, what):
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        errors.add(path, "invalid %s name %r: %s" % (what, value, NAME_HINT))
+        return False
+    return True
+
+
+def parse_memory(value):
+    """'256m' -> bytes (Docker's units: b, k, m, g, powers of 1024); None if invalid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str):
+        match = MEMORY_RE.match(value.strip())
+        if match:
+            amount = int(match.group(1)) * MEMORY_UNITS[match.group(2).lower()]
+            return amount if amount > 0 else None
+    return None
+
+
+def _parse_network(errors, path, value):
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except (ValueError, TypeError) as exc:
+        errors.add(path, "invalid subnet %r (%s); write it as an IPv4 network such as 10.9.1.0/24" % (value, exc))
+        return None
+    if net.version != 4:
+        errors.add(path, "only IPv4 subnets are supported, got %s" % value)
+        return None
+    if net.prefixlen > 30:
+        errors.add(path, "subnet %s is too small: use a prefix of /30 or shorter" % value)
+        return None
+    return net
+
+
+NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "augment", "host", "env")
+LAN_KEYS = ("members", "subnet")
+LINK_KEYS = ("endpoints", "subnet")
+TOP_KEYS = ("name", "project", "nodes", "lans", "links", "routing", "defaults", "addressing")
+DEFAULT_KEYS = ("augment", "image")
+ADDRESSING_KEYS = ("pool", "prefixlen")
+
+
+def _check_node(errors, path, spec, defaults):
+    """Shape of one node; returns the normalized node or None."""
+    if spec is None:
+        spec = {}
+    if not _check_keys(errors, path, spec, NODE_KEYS):
+        return None
+    node = {}
+    image = spec.get("image", defaults.get("image"))
+    if not isinstance(image, str) or not image.strip():
+        errors.add(_join(path, "image"), "is required: name a Docker image (or set defaults.image)")
+    node["image"] = image
+    command = spec.get("command")
+    if command is not None:
+        if isinstance(command, str):
+            if not command.strip():
+                errors.add(_join(path, "command"), "must not be empty; leave it out to keep the image's CMD")
+        elif not (isinstance(command, list) and command and all(isinstance(c, (str, int, float)) for c in command)):
+            errors.add(_join(path, "command"), "must be a string or a non-empty list of strings")
+        else:
+            command = [str(c) for c in command]
+    node["command"] = command
+    forwarding = spec.get("forwarding", False)
+    if not isinstance(forwarding, bool):
+        errors.add(_join(path, "forwarding"), "must be true or false, got %r" % (forwarding,))
+    node["forwarding"] = forwarding is True
+    cpus = spec.get("cpus")
+    if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not 0 < cpus <= 1024):
+        errors.add(_join(path, "cpus"), "must be a number of CPUs above 0, such as 0.5 or 2, got %r" % (cpus,))
+        cpus = None
+    node["cpus"] = cpus
+    memory = spec.get("memory")
+    if memory is not None:
+        parsed = parse_memory(memory)
+        if parsed is None:
+            errors.add(_join(path, "memory"), "invalid memory %r: write a size such as 256m or 1g" % (memory,))
+        elif parsed < 6 * 1024 ** 2:
+            errors.add(_join(path, "memory"), "%r is below Docker's minimum of 6m" % (memory,))
+        memory = parsed
+    node["memory"] = memory
+    augment = spec.get("augment", defaults.get("augment", "none"))
+    if augment not in AUGMENT_LEVELS:
+        errors.add(_join(path, "augment"), "must be one of %s, got %r" % (", ".join(AUGMENT_LEVELS), augment))
+    elif augment not in AUGMENT_IMPLEMENTED:
+        errors.add(_join(path, "augment"), "level %r is not available in this version yet; use 'none'" % augment)
+    node["augment"] = augment
+    host = spec.get("host")
+    if host is not None and (not isinstance(host, str) or not host):
+        errors.add(_join(path, "host"), "must name a host of the inventory")
+    node["host"] = host
+    env = spec.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(k, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k) for k in env):
+        errors.add(_join(path, "env"), "must be a mapping of variable names to values")
+        env = {}
+    node["env"] = dict((k, "" if v is None else str(v)) for k, v in env.items())
+    return node
+
+
+def _check_member(errors, path, member):
+    """A LAN member is a node name or {node: NAME, ip: ADDRESS}; returns (node, ip)."""
+    if isinstance(member, str):
+        return member, None
+    if not _check_keys(errors, path, member, ("node", "ip"), required=("node",)):
+        return None, None
+    node = member.get("node")
+    if not isinstance(node, str):
+        errors.add(_join(path, "node"), "must be a node name")
+        return None, None
+    ip = member.get("ip")
+    if ip is not None:
+        try:
+            ip = ipaddress.ip_address(ip)
+        except ValueError:
+            errors.add(_join(path, "ip"), "invalid IPv4 address %r" % (ip,))
+            ip = None
+    return node, ip
+
+
+def _check_lan(errors, path, spec, members_key, exact=None):
+    keys = LAN_KEYS if members_key == "members" else LINK_KEYS
+    if not _check_keys(errors, path, spec, keys, required=(members_key,)):
+        return None
+    lan = {"subnet": None, "members": []}
+    if spec.get("subnet") is not None:
+        lan["subnet"] = _parse_network(errors, _join(path, "subnet"), spec["subnet"])
+    members = spec.get(members_key)
+    mpath = _join(path, members_key)
+    if not isinstance(members, list):
+        errors.add(mpath, "must be a list of node names, got %s" % _type_name(members))
+        return lan
+    if exact is not None and len(members) != exact:
+        errors.add(mpath, "a link has exactly %d endpoints, got %d; use lans: for more" % (exact, len(members)))
+    if exact is None and not members:
+        errors.add(mpath, "must list at least one node")
+    for i, member in enumerate(members):
+        node, ip = _check_member(errors, "%s[%d]" % (mpath, i), member)
+        lan["members"].append((node, ip))
+    return lan
+
+
+def validate(doc):
+    """Validate an experiment document (already parsed YAML); return its normalized form.
+
+    The normalized form is a dict with plain values: name, project, routing, nodes (ordered
+    as in the file), and lans (the file's ``lans:`` then ``links:``, each with kind, subnet
+    (ipaddress network or None) and members as (node, ip-or-None) pairs).
+    """
+    errors = Errors()
+    if not _check_keys(errors, "", doc, TOP_KEYS, required=("name", "nodes")):
+        errors.gate()
+    _check_name(errors, "name", doc.get("name"), "experiment")
+    project = doc.get("project", "default")
+    _check_name(errors, "project", project, "project")
+    routing = doc.get("routing", "static")
+    if routing not in ROUTING_MODES:
+        errors.add("routing", "must be one of %s, got %r" % (", ".join(ROUTING_MODES), routing))
+    defaults = doc.get("defaults") or {}
+    _check_keys(errors, "defaults", defaults, DEFAULT_KEYS)
+    if not isinstance(defaults, dict):
+        defaults = {}
+    addressing = doc.get("addressing") or {}
+    pool, prefixlen = ipaddress.ip_network(DEFAULT_POOL), DEFAULT_PREFIXLEN
+    if _check_keys(errors, "addressing", addressing, ADDRESSING_KEYS):
+        if "pool" in addressing:
+            pool = _parse_network(errors, "addressing.pool", addressing["pool"]) or pool
+        if "prefixlen" in addressing:
+            prefixlen = addressing["prefixlen"]
+            if isinstance(prefixlen, bool) or not isinstance(prefixlen, int) or not pool.prefixlen <= prefixlen <= 30:
+                errors.add("addressing.prefixlen", "must be an integer from %d (the pool's) to 30, got %r"
+                           % (pool.prefixlen, prefixlen))
+                prefixlen = DEFAULT_PREFIXLEN
+
+    nodes = {}
+    raw_nodes = doc.get("nodes")
+    if not isinstance(raw_nodes, dict) or not raw_nodes:
+        errors.add("nodes", "must be a mapping of at least one node name to its settings")
+        raw_nodes = {}
+    for name, spec in raw_nodes.items():
+        path = "nodes.%s" % name
+        if _check_name(errors, path, name, "node"):
+            node = _check_node(errors, path, spec, defaults)
+            if node is not None:
+                nodes[name] = node
+
+    lans = {}
+    for section, members_key, kind, exact in (("lans", "members", "lan", None), ("links", "endpoints", "link", 2)):
+        raw = doc.get(section) or {}
+        if not isinstance(raw, dict):
+            errors.add(section, "must be a mapping of names to settings, got %s" % _type_name(raw))
+            continue
+        for name, spec in raw.items():
+            path = "%s.%s" % (section, name)
+            if not _check_name(errors, path, name, kind):
+                continue
+            if name in lans:
+                errors.add(path, "name %r is used by both lans: and links:; rename one" % name)
+                continue
+            lan = _check_lan(errors, path, spec, members_key, exact)
+            if lan is not None:
+                lan.update(kind=kind, path=path, members_key=members_key)
+                lans[name] = lan
+    errors.gate()
+
+    _check_references(errors, nodes, lans)
+    _check_host_names(errors, nodes, lans)
+    _check_subnets(errors, lans)
+    errors.gate()
+    return {"name": doc["name"], "project": project, "routing": routing, "nodes": nodes,
+            "lans": lans, "pool": pool, "prefixlen": prefixlen}
+
+
+def _check_references(errors, nodes, lans):
+    for lan_name, lan in lans.items():
+        seen = {}
+        for i, (node, ip) in enumerate(lan["members"]):
+            path = "%s.%s[%d]" % (lan["path"], lan["members_key"], i)
+            if node is None:
+                continue
+            if node not in nodes:
+                hint = " (known nodes: %s)" % ", ".join(sorted(nodes)) if nodes else ""
+                errors.add(path, "unknown node %r%s" % (node, hint))
+            elif node in seen:
+                errors.add(path, "node %r is already a member at index %d; a node joins a LAN once" % (node, seen[node]))
+            else:
+                seen[node] = i
+
+
+def _check_host_names(errors, nodes, lans):
+    """NODE and NODE-LAN must all be distinct: they become /etc/hosts names (decision 5)."""
+    owner = {}
+    for node in nodes:
+        owner[node] = "node %r" % node
+    for lan_name, lan in lans.items():
+        for node, _ip in lan["members"]:
+            if node not in nodes:
+                continue
+            alias = "%s-%s" % (node, lan_name)
+            what = "node %r on %s" % (node, lan["path"])
+            if alias in owner:
+                errors.add(lan["path"], "host name %r of %s collides with %s; rename a node or a LAN"
+                           % (alias, what, owner[alias]))
+            else:
+                owner[alias] = what
+
+
+def _check_subnets(errors, lans):
+    fixed = {}
+    for lan_name, lan in lans.items():
+        subnet = lan["subnet"]
+        used = {}
+        for i, (node, ip) in enumerate(lan["members"]):
+            if ip is None:
+                continue
+            path = "%s.%s[%d].ip" % (lan["path"], lan["members_key"], i)
+            if ip.version != 4:
+                errors.add(path, "only IPv4 addresses are supported, got %s" % ip)
+            elif subnet is None:
+                errors.add(path, "a fixed address needs the LAN's subnet: add %s.subnet" % lan["path"])
+            elif ip not in subnet:
+                errors.add(path, "address %s is outside the subnet %s" % (ip, subnet))
+            elif ip in (subnet.network_address, subnet.broadcast_address):
+                errors.add(path, "address %s is the network or broadcast address of %s" % (ip, subnet))
+            elif ip in used:
+                errors.add(path, "duplicate address %s (also %s)" % (ip, used[ip]))
+            else:
+                used[ip] = path
+        if subnet is not None:
+            for other, other_path in fixed.items():
+                if subnet.overlaps(other):
+                    errors.add(_join(lan["path"], "subnet"), "subnet %s overlaps %s of %s" % (subnet, other, other_path))
+            fixed[subnet] = lan["path"]

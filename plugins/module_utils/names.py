@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Names of the objects an experiment owns (decision 3 of the design).
+
+Linux interface names are at most 15 characters, and two experiments on one host may use
+the same node and LAN names, so kernel names are a fixed prefix, a short hash of
+(project, name) and a short hash of the object.  The readable name goes into the interface
+alias (``testbed:PROJECT/NAME/...``), which teardown checks before it deletes anything.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+
+PREFIX = "tb"
+LABEL_PROJECT = "testbed.project"
+LABEL_EXPERIMENT = "testbed.experiment"
+LABEL_NODE = "testbed.node"
+LABEL_CONFIG = "testbed.config-hash"
+CONTROL_NETWORK = "dockercnet"
+FIREWALL_CHAIN = "TESTBED-LANS"
+
+
+def short_hash(text, length):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def experiment_key(project, name):
+    return "%s/%s" % (project, name)
+
+
+def kernel_prefix(project, name):
+    """Every kernel object of the experiment starts with this (7 characters)."""
+    return PREFIX + short_hash(experiment_key(project, name), 5)
+
+
+def bridge_name(project, name, lan):
+    return kernel_prefix(project, name) + "b" + short_hash("lan/" + lan, 7)
+
+
+def veth_name(project, name, node, lan):
+    return kernel_prefix(project, name) + "v" + short_hash("veth/%s/%s" % (node, lan), 7)
+
+
+def alias(project, name, *parts):
+    """The readable name stored as the interface alias; the ownership proof for teardown."""
+    return "testbed:" + "/".join((project, name) + parts)
+
+
+def alias_prefix(project, name):
+    return alias(project, name) + "/"
+
+
+def container_name(project, name, node):
+    # '_' never occurs in project, experiment or node names, so the name is unambiguous.
+    return "tb_%s_%s_%s" % (project, name, node)
+
+
+def firewall_comment(project, name):
+    return "testbed:" + experiment_key(project, name)
+
+
+def mac_address(project, name, node, lan, attempt=0):
+    """A locally administered unicast MAC derived from the attachment."""
+    digest = short_hash("mac/%s/%s/%s/%s/%d" % (project, name, node, lan, attempt), 10)
+    return "02:" + ":".join(digest[i:i + 2] for i in range(0, 10, 2))

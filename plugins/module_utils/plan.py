@@ -1,0 +1,303 @@
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Planning: from a validated experiment to every experiment-scoped value (decision 4).
+
+Pure and deterministic: the same file, inventory and previous plan give the same plan.  The
+previous plan (from the experiment record) keeps what must not move when an experiment is
+modified in place: a node's placement, its interface numbers (decision 6), auto-allocated
+subnets and addresses.  Stages run in order, each a small function:
+
+    place -> allocate subnets -> number interfaces -> allocate addresses -> MACs
+          -> static routes -> /etc/hosts entries
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+from collections import deque
+
+from ansible_collections.testbed.containers.plugins.module_utils import model, names
+
+PLAN_VERSION = 1
+
+
+def make_plan(doc, hosts, previous=None):
+    """Validate ``doc`` (parsed YAML) and plan it onto ``hosts`` (inventory names, in order).
+
+    Raises model.ExperimentError with every problem found.
+    """
+    exp = model.validate(doc)
+    if previous and (previous.get("project"), previous.get("name")) != (exp["project"], exp["name"]):
+        previous = None
+    previous = previous or {"nodes": {}, "lans": {}}
+    errors = model.Errors()
+    placement = place(errors, exp, hosts, previous)
+    errors.gate()
+    subnets = allocate_subnets(errors, exp, previous)
+    errors.gate()
+    ifnums = number_interfaces(exp, previous)
+    addresses = allocate_addresses(errors, exp, subnets, previous)
+    errors.gate()
+
+    project, name = exp["project"], exp["name"]
+    plan = {
+        "version": PLAN_VERSION,
+        "project": project,
+        "name": name,
+        "routing": exp["routing"],
+        "prefix": names.kernel_prefix(project, name),
+        "hosts": sorted(set(placement.values()), key=hosts.index),
+        "lans": {},
+        "nodes": {},
+    }
+    for lan_name, lan in exp["lans"].items():
+        members = [m for m, _ip in lan["members"]]
+        plan["lans"][lan_name] = {
+            "kind": lan["kind"],
+            "subnet": str(subnets[lan_name]),
+            "bridge": names.bridge_name(project, name, lan_name),
+            "members": members,
+            "hosts": sorted(set(placement[m] for m in members), key=hosts.index),
+        }
+    macs = set()
+    for node_name, node in exp["nodes"].items():
+        interfaces = []
+        for lan_name, num in sorted(ifnums[node_name].items(), key=lambda kv: kv[1]):
+            mac, attempt = names.mac_address(project, name, node_name, lan_name), 0
+            while mac in macs:
+                attempt += 1
+                mac = names.mac_address(project, name, node_name, lan_name, attempt)
+            macs.add(mac)
+            interfaces.append({
+                "ifname": "eth%d" % num,
+                "lan": lan_name,
+                "address": str(addresses[lan_name][node_name]),
+                "prefixlen": subnets[lan_name].prefixlen,
+                "mac": mac,
+                "veth": names.veth_name(project, name, node_name, lan_name),
+            })
+        plan["nodes"][node_name] = {
+            "image": node["image"],
+            "command": node["command"],
+            "cpus": node["cpus"],
+            "memory": node["memory"],
+            "forwarding": node["forwarding"],
+            "augment": node["augment"],
+            "env": node["env"],
+            "host": placement[node_name],
+            "container": names.container_name(project, name, node_name),
+            "interfaces": interfaces,
+            "routes": [],
+        }
+    if exp["routing"] == "static":
+        compute_routes(plan)
+    plan["etc_hosts"] = hosts_entries(plan)
+    return plan
+
+
+def place(errors, exp, hosts, previous):
+    """Node -> host.  A pin (``host:``) wins, then the previous placement, then the first host.
+
+    Multi-host placement (packing, min-cut) belongs to the multi-host issue; until LANs can
+    span hosts, a LAN whose members land on different hosts is an error.
+    """
+    if not hosts:
+        errors.add("", "the inventory has no physical host: add one to the group testbed_hosts")
+        return {}
+    placement = {}
+    for node_name, node in exp["nodes"].items():
+        if node["host"] is not None:
+            if node["host"] not in hosts:
+                errors.add("nodes.%s.host" % node_name, "unknown host %r; inventory hosts: %s"
+                           % (node["host"], ", ".join(hosts)))
+                continue
+            placement[node_name] = node["host"]
+        elif previous["nodes"].get(node_name, {}).get("host") in hosts:
+            placement[node_name] = previous["nodes"][node_name]["host"]
+        else:
+            placement[node_name] = hosts[0]
+    for lan_name, lan in exp["lans"].items():
+        where = sorted(set(placement[m] for m, _ip in lan["members"] if m in placement))
+        if len(where) > 1:
+            errors.add(lan["path"], "members are placed on several hosts (%s); LANs spanning hosts are not "
+                       "supported yet: pin its members to one host" % ", ".join(where))
+    return placement
+
+
+def allocate_subnets(errors, exp, previous):
+    """Fixed subnets as given; the others from the pool, keeping each LAN's earlier one."""
+    pool, prefixlen = exp["pool"], exp["prefixlen"]
+    subnets = dict((n, lan["subnet"]) for n, lan in exp["lans"].items() if lan["subnet"] is not None)
+    taken = list(subnets.values())
+
+    def free(candidate):
+        return candidate.subnet_of(pool) and candidate.prefixlen == prefixlen and \
+            not any(candidate.overlaps(t) for t in taken)
+
+    auto = [n for n, lan in exp["lans"].items() if lan["subnet"] is None]
+    for lan_name in auto:
+        old = previous["lans"].get(lan_name, {}).get("subnet")
+        if old and free(ipaddress.ip_network(old)):
+            subnets[lan_name] = ipaddress.ip_network(old)
+            taken.append(subnets[lan_name])
+    candidates = pool.subnets(new_prefix=prefixlen)
+    for lan_name in auto:
+        if lan_name in subnets:
+            continue
+        for candidate in candidates:
+            if free(candidate):
+                subnets[lan_name] = candidate
+                taken.append(candidate)
+                break
+        else:
+            errors.add(exp["lans"][lan_name]["path"], "no free /%d subnet left in the pool %s: widen "
+                       "addressing.pool or give this LAN a subnet" % (prefixlen, pool))
+    return subnets
+
+
+def number_interfaces(exp, previous):
+    """Node -> {lan: N} for ethN; an attachment keeps its number, new ones take the lowest free."""
+    attachments = dict((n, []) for n in exp["nodes"])
+    for lan_name, lan in exp["lans"].items():
+        for member, _ip in lan["members"]:
+            attachments[member].append(lan_name)
+    numbers = {}
+    for node_name, lans in attachments.items():
+        old = dict((i["lan"], int(i["ifname"][3:]))
+                   for i in previous["nodes"].get(node_name, {}).get("interfaces", []))
+        mine = dict((lan, old[lan]) for lan in lans if lan in old)
+        used = set(mine.values())
+        for lan in lans:
+            if lan not in mine:
+                num = 1
+                while num in used:
+                    num += 1
+                mine[lan] = num
+                used.add(num)
+        numbers[node_name] = mine
+    return numbers
+
+
+def allocate_addresses(errors, exp, subnets, previous):
+    """LAN -> {node: address}: fixed ones, then earlier ones, then the lowest free host address."""
+    result = {}
+    for lan_name, lan in exp["lans"].items():
+        subnet = subnets[lan_name]
+        capacity = subnet.num_addresses - 2
+        if len(lan["members"]) > capacity:
+            errors.add(lan["path"], "%d members do not fit in %s (%d addresses): give a larger subnet"
+                       % (len(lan["members"]), subnet, capacity))
+            continue
+        chosen = dict((m, ip) for m, ip in lan["members"] if ip is not None)
+        taken = set(chosen.values())
+        old = {}
+        for node_name, node in previous["nodes"].items():
+            for iface in node.get("interfaces", []):
+                if iface["lan"] == lan_name:
+                    old[node_name] = ipaddress.ip_address(iface["address"])
+        for member, _ip in lan["members"]:
+            ip = old.get(member)
+            if member not in chosen and ip is not None and ip in subnet and ip not in taken \
+                    and ip not in (subnet.network_address, subnet.broadcast_address):
+                chosen[member] = ip
+                taken.add(ip)
+        hosts = subnet.hosts()
+        for member, _ip in lan["members"]:
+            if member in chosen:
+                continue
+            for ip in hosts:
+                if ip not in taken:
+                    chosen[member] = ip
+                    taken.add(ip)
+                    break
+        result[lan_name] = chosen
+    return result
+
+
+def compute_routes(plan):
+    """Shortest-path static routes: every node reaches every LAN's subnet.
+
+    Breadth-first search over LANs: from a LAN one may cross into another LAN only through a
+    member with ``forwarding: true``.  The first hop is that router's address on the source's
+    own LAN.  Ties break by file order, so the result is deterministic.
+    """
+    nodes, lans = plan["nodes"], plan["lans"]
+    addr = dict(((n, i["lan"]), i["address"]) for n, node in nodes.items() for i in node["interfaces"])
+    dev = dict(((n, i["lan"]), i["ifname"]) for n, node in nodes.items() for i in node["interfaces"])
+    for src, node in nodes.items():
+        mine = [i["lan"] for i in node["interfaces"]]
+        # first_hop[lan] = (router, lan of src through which the router is reached)
+        first_hop = dict((lan, None) for lan in mine)
+        queue = deque(mine)
+        while queue:
+            lan = queue.popleft()
+            for router in lans[lan]["members"]:
+                if router == src or not nodes[router]["forwarding"]:
+                    continue
+                hop = first_hop[lan] or (router, lan)
+                for iface in nodes[router]["interfaces"]:
+                    nxt = iface["lan"]
+                    if nxt not in first_hop:
+                        first_hop[nxt] = hop
+                        queue.append(nxt)
+        routes = []
+        for lan in lans:
+            hop = first_hop.get(lan)
+            if hop is None:
+                continue
+            router, via_lan = hop
+            routes.append({"dest": lans[lan]["subnet"], "via": addr[(router, via_lan)],
+                           "dev": dev[(src, via_lan)], "lan": lan})
+        node["routes"] = routes
+
+
+def hosts_entries(plan):
+    """[address, name] pairs: NODE-LAN for each attachment, NODE on its lowest ethN (decision 5)."""
+    entries = []
+    for node_name, node in plan["nodes"].items():
+        for k, iface in enumerate(node["interfaces"]):
+            names_ = ["%s-%s" % (node_name, iface["lan"])]
+            if k == 0:
+                names_.insert(0, node_name)
+            entries.append([iface["address"]] + names_)
+    return entries
+
+
+def hosts_file(plan, node_name):
+    """The text of the node's /etc/hosts."""
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+             "127.0.1.1\t%s" % node_name if not plan["nodes"][node_name]["interfaces"] else None,
+             "# experiment %s/%s (written by testbed.containers)" % (plan["project"], plan["name"])]
+    lines = [line for line in lines if line is not None]
+    for entry in plan["etc_hosts"]:
+        lines.append("%s\t%s" % (entry[0], " ".join(entry[1:])))
+    return "\n".join(lines) + "\n"
+
+
+def slice_of(plan, host):
+    """The node names of ``plan`` placed on ``host``, in file order."""
+    return [n for n, node in plan["nodes"].items() if node["host"] == host]
+
+
+def load_and_plan(path, hosts, record_dir=None):
+    """Read the experiment file at ``path`` and plan it, keeping the recorded earlier swap-in."""
+    import yaml  # imported here so the pure planner does not need PyYAML
+    from ansible_collections.testbed.containers.plugins.module_utils import report
+
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+    except (IOError, OSError) as exc:
+        raise model.ExperimentError(["cannot read the experiment file %s: %s" % (path, exc)])
+    except yaml.YAMLError as exc:
+        raise model.ExperimentError(["%s is not valid YAML: %s" % (path, exc)])
+    previous = None
+    if record_dir and isinstance(doc, dict):
+        project, name = doc.get("project", "default"), doc.get("name")
+        if isinstance(project, str) and isinstance(name, str):
+            record = report.read_record(record_dir, project, name)
+            previous = record.get("plan") if record else None
+    return make_plan(doc, hosts, previous)

@@ -1,0 +1,57 @@
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Preflight of a physical host: does its kernel have what the plan needs?
+
+Each feature is probed by creating a throwaway object of that kind (a module may be built in
+or loadable, so /proc/modules proves nothing) and deleting it at once.  Missing features are
+reported with the kernel option that provides them, before any node exists.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import shutil
+
+from ansible_collections.testbed.containers.plugins.module_utils import netlink
+
+KERNEL_OPTIONS = {
+    "bridge": "CONFIG_BRIDGE",
+    "veth": "CONFIG_VETH",
+}
+PROBE = "tbpf%d" % (os.getpid() % 100000)
+
+
+def _probe_link(ipr, kind):
+    name = PROBE + kind[:1]
+    spec = {"ifname": name, "kind": kind}
+    if kind == "veth":
+        spec["peer"] = name + "p"
+    try:
+        ipr.link("add", **spec)
+    except netlink.NetlinkError:
+        return False
+    netlink.delete_link(ipr, name)
+    return True
+
+
+PROBES = {"bridge": _probe_link, "veth": _probe_link}
+
+
+def missing_features(features):
+    """The features of ``features`` this host lacks, as (feature, kernel option) pairs."""
+    missing = []
+    with netlink.IPRoute() as ipr:
+        for feature in features:
+            probe = PROBES.get(feature)
+            if probe is None:
+                raise ValueError("unknown kernel feature %r; known: %s" % (feature, ", ".join(sorted(PROBES))))
+            if not probe(ipr, feature):
+                missing.append((feature, KERNEL_OPTIONS[feature]))
+    return missing
+
+
+def missing_commands(commands=("iptables",)):
+    return [c for c in commands if shutil.which(c) is None and not os.path.exists("/usr/sbin/" + c)]

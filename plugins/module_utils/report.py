@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The controller's view: the merged experiment record and the node table people read."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+COLUMNS = (("node", "NODE"), ("host", "HOST"), ("state", "STATE"), ("container", "CONTAINER"),
+           ("interfaces", "INTERFACES"))
+
+
+def record_path(record_dir, project, name):
+    return os.path.join(os.path.expanduser(record_dir), project, "%s.json" % name)
+
+
+def read_record(record_dir, project, name):
+    try:
+        with open(record_path(record_dir, project, name)) as f:
+            return json.load(f)
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def write_record(record_dir, record):
+    path = record_path(record_dir, record["project"], record["name"])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+    os.rename(tmp, path)
+    return path
+
+
+def remove_record(record_dir, project, name):
+    path = record_path(record_dir, project, name)
+    if os.path.exists(path):
+        os.unlink(path)
+        return True
+    return False
+
+
+def merge(plan, statuses):
+    """One record from the plan and each host's status entries (lists of node dicts)."""
+    nodes = {}
+    for entries in statuses:
+        for entry in entries:
+            nodes[entry["node"]] = entry
+    for node_name, node in plan["nodes"].items():
+        nodes.setdefault(node_name, {"node": node_name, "host": node["host"], "state": "absent",
+                                     "container": node["container"]})
+        nodes[node_name]["interfaces"] = [
+            dict((k, i[k]) for k in ("ifname", "lan", "address", "prefixlen", "mac", "veth"))
+            for i in node["interfaces"]]
+    ordered = [nodes[n] for n in plan["nodes"]]
+    return {"version": 1, "project": plan["project"], "name": plan["name"], "plan": plan, "nodes": ordered}
+
+
+def table(record):
+    """Lines of a fixed-width table, one node a line."""
+    rows = []
+    for node in record["nodes"]:
+        ifaces = " ".join("%s=%s/%s(%s)" % (i["ifname"], i["address"], i["prefixlen"], i["lan"])
+                          for i in node.get("interfaces", []))
+        rows.append({"node": node["node"], "host": node.get("host", ""), "state": node.get("state", ""),
+                     "container": node.get("container", ""), "interfaces": ifaces or "-"})
+    widths = dict((key, max([len(title)] + [len(str(r[key])) for r in rows])) for key, title in COLUMNS)
+    lines = ["  ".join(title.ljust(widths[key]) for key, title in COLUMNS).rstrip()]
+    for r in rows:
+        lines.append("  ".join(str(r[key]).ljust(widths[key]) for key, _t in COLUMNS).rstrip())
+    summary = "experiment %s/%s: %d nodes" % (record["project"], record["name"], len(rows))
+    counts = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    summary += " (%s)" % ", ".join("%d %s" % (v, k) for k, v in sorted(counts.items())) if counts else ""
+    return [summary] + lines

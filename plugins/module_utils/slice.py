@@ -1,0 +1,320 @@
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Converge one physical host's slice of an experiment, and tear it down.
+
+One call handles the whole slice (design, step 5): it reads the actual state once (node
+containers by label, kernel links by name prefix), compares it with the plan, and acts only
+on the difference, nodes in a thread pool.  Every action is reported as an operation; in
+check mode the same walk records what it would do.  The host keeps a record per experiment
+(decision 4), written before the first object exists, so teardown also cleans a half-failed
+swap-in.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.testbed.containers.plugins.module_utils import engine, firewall, names, netlink
+from ansible_collections.testbed.containers.plugins.module_utils.plan import hosts_file, slice_of
+
+DEFAULT_STATE_DIR = "/var/lib/testbed"
+RECORD_VERSION = 1
+
+
+class SliceError(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """An exclusive flock on ``path``: one converge or teardown per experiment (or host) at a time."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Paths:
+    """Where the host keeps an experiment's record and per-node files."""
+
+    def __init__(self, state_dir, project, name):
+        self.root = os.path.join(state_dir, "experiments", project, name)
+        self.record = os.path.join(self.root, "record.json")
+        self.lock = os.path.join(state_dir, "locks", "%s.%s.lock" % (project, name))
+        self.host_lock = os.path.join(state_dir, "locks", "host.lock")
+
+    def node_dir(self, node):
+        return os.path.join(self.root, "nodes", node)
+
+    def hosts(self, node):
+        return os.path.join(self.node_dir(node), "hosts")
+
+
+def read_record(paths):
+    try:
+        with open(paths.record) as f:
+            return json.load(f)
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def write_record(paths, record):
+    os.makedirs(paths.root, exist_ok=True)
+    tmp = paths.record + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+    os.rename(tmp, paths.record)
+
+
+def write_in_place(path, text):
+    """Rewrite a bind-mounted file keeping its inode (a rename would detach the mount)."""
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return False
+    except (IOError, OSError):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a+") as f:
+        f.seek(0)
+        f.truncate()
+        f.write(text)
+    return True
+
+
+class Slice:
+    """The part of ``plan`` placed on ``host``."""
+
+    def __init__(self, plan, host, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=8):
+        self.plan, self.host, self.dry_run, self.workers = plan, host, dry_run, workers
+        self.project, self.name = plan["project"], plan["name"]
+        self.paths = Paths(state_dir, self.project, self.name)
+        self.nodes = slice_of(plan, host)
+        self.lans = [n for n, lan in plan["lans"].items() if host in lan["hosts"]]
+        self.ops = []
+        self._ops_lock = threading.Lock()
+        self._local = threading.local()
+
+    def _op(self, text):
+        with self._ops_lock:
+            self.ops.append(text)
+
+    def _host_ipr(self):
+        if getattr(self._local, "ipr", None) is None:
+            self._local.ipr = netlink.IPRoute()
+        return self._local.ipr
+
+    def converge(self):
+        with file_lock(self.paths.lock):
+            cli = engine.client(pool_size=max(self.workers * 2, 10))
+            image_ids = engine.image_ids(cli, [self.plan["nodes"][n]["image"] for n in self.nodes])
+            if not self.dry_run:
+                record = read_record(self.paths) or {}
+                record.update(self._record_head(), state="converging")
+                write_record(self.paths, record)
+            with file_lock(self.paths.host_lock):
+                for op in engine.ensure_control_network(cli, self.dry_run):
+                    self._op(op)
+            actual = engine.list_nodes(cli, self.project, self.name)
+            self._remove_stale_nodes(actual)
+            with netlink.IPRoute() as ipr:
+                host_links = netlink.owned_links(ipr, self.plan["prefix"])
+                self._remove_stale_links(ipr, host_links)
+                bridges = self._ensure_bridges(ipr, host_links)
+                host_links = netlink.owned_links(ipr, self.plan["prefix"])
+            with file_lock(self.paths.host_lock):
+                for op in firewall.ensure_lan_rules([self.plan["lans"][lan]["bridge"] for lan in self.lans],
+                                                    names.firewall_comment(self.project, self.name), self.dry_run):
+                    self._op(op)
+            for node in self.nodes:
+                if not self.dry_run and write_in_place(self.paths.hosts(node), hosts_file(self.plan, node)):
+                    self._op("write %s hosts file" % node)
+            results = {}
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                futures = dict((node, pool.submit(self._converge_node, cli, node, actual.get(node),
+                                                  image_ids, bridges, host_links)) for node in self.nodes)
+                errors = []
+                for node, fut in futures.items():
+                    try:
+                        results[node] = fut.result()
+                    except Exception as exc:  # reported together, after every node had its go
+                        errors.append("node %s: %s" % (node, exc))
+            if errors:
+                raise SliceError("; ".join(errors))
+            record = self._record_head()
+            record.update(state="ready", nodes=results, updated=time.time())
+            if not self.dry_run:
+                write_record(self.paths, record)
+            return record
+
+    def _record_head(self):
+        return {"version": RECORD_VERSION, "project": self.project, "name": self.name, "host": self.host,
+                "plan": self.plan}
+
+    def _remove_stale_nodes(self, actual):
+        stale = [n for n in actual if n not in self.nodes]
+        for node in sorted(stale, key=str):
+            self._op("remove node %s (container %s)" % (node, actual[node].name))
+            if not self.dry_run:
+                engine.remove_container(actual.pop(node))
+                shutil.rmtree(self.paths.node_dir(node), ignore_errors=True)
+
+    def _remove_stale_links(self, ipr, host_links):
+        wanted = set(self.plan["lans"][lan]["bridge"] for lan in self.lans)
+        for node in self.nodes:
+            wanted.update(i["veth"] for i in self.plan["nodes"][node]["interfaces"])
+        owner = names.alias_prefix(self.project, self.name)
+        for link_name, info in sorted(host_links.items()):
+            if link_name in wanted:
+                continue
+            if not info["alias"].startswith(owner):
+                raise SliceError("interface %s has our name prefix but belongs to %r: refusing to touch it"
+                                 % (link_name, info["alias"]))
+            self._op("remove %s %s (%s)" % (info["kind"] or "link", link_name, info["alias"]))
+            if not self.dry_run:
+                netlink.delete_link(ipr, link_name)
+                host_links.pop(link_name)
+
+    def _ensure_bridges(self, ipr, host_links):
+        indexes = {}
+        for lan in self.lans:
+            bridge = self.plan["lans"][lan]["bridge"]
+            if self.dry_run:
+                if bridge not in host_links:
+                    self._op("create bridge %s (%s)" % (bridge, names.alias(self.project, self.name, lan)))
+                indexes[lan] = host_links.get(bridge, {}).get("index")
+                continue
+            for op in netlink.ensure_bridge(ipr, bridge, names.alias(self.project, self.name, lan), host_links):
+                self._op(op)
+            indexes[lan] = ipr.link_lookup(ifname=bridge)[0]
+        return indexes
+
+    def _converge_node(self, cli, node_name, ctr, image_ids, bridges, host_links):
+        node = self.plan["nodes"][node_name]
+        kwargs, digest = engine.container_spec(self.plan, node_name, image_ids[node["image"]],
+                                               self.paths.hosts(node_name))
+        if ctr is not None and ctr.labels.get(names.LABEL_CONFIG) != digest:
+            self._op("recreate node %s (its settings changed)" % node_name)
+            if not self.dry_run:
+                engine.remove_container(ctr)
+            ctr = None
+        if ctr is None:
+            self._op("create node %s" % node_name)
+            if self.dry_run:
+                return {"container": None}
+            ctr = cli.containers.create(**kwargs)
+        if ctr.status != "running" or engine.container_pid(ctr) is None:
+            self._op("start node %s" % node_name)
+            if self.dry_run:
+                return {"container": ctr.id}
+            ctr.start()
+        pid = engine.container_pid(ctr)
+        if pid is None:
+            raise SliceError("container %s is not running after start (state %s): check its image and command"
+                             % (node["container"], ctr.attrs.get("State", {}).get("Status")))
+        self.plumb(node_name, pid, bridges, host_links)
+        return {"container": ctr.id, "pid": pid, "container_name": node["container"]}
+
+    def plumb(self, node_name, pid, bridges, host_links):
+        """Interfaces, addresses and routes of one running node; idempotent."""
+        node = self.plan["nodes"][node_name]
+        host = self._host_ipr()
+        with netlink.node_netns(pid) as ns:
+            ns_links = netlink.links(ns)
+            for iface in node["interfaces"]:
+                alias = names.alias(self.project, self.name, iface["lan"], node_name)
+                for op in netlink.plumb_interface(host, ns, pid, iface, bridges[iface["lan"]], alias, host_links,
+                                                  ns_links, self.dry_run):
+                    self._op("%s: %s" % (node_name, op))
+            wanted = set(i["ifname"] for i in node["interfaces"])
+            for op in netlink.remove_stray_interfaces(ns, wanted, ns_links, self.dry_run):
+                self._op("%s: %s" % (node_name, op))
+            for op in netlink.ensure_routes(ns, node["routes"], self.dry_run):
+                self._op("%s: %s" % (node_name, op))
+
+
+def teardown(project, name, state_dir=DEFAULT_STATE_DIR, dry_run=False):
+    """Remove everything the experiment owns on this host: found by label, name prefix and comment."""
+    paths = Paths(state_dir, project, name)
+    ops = []
+    with file_lock(paths.lock):
+        cli = engine.client()
+        for node, ctr in sorted(engine.list_nodes(cli, project, name).items(), key=lambda kv: str(kv[0])):
+            ops.append("remove node %s (container %s)" % (node, ctr.name))
+            if not dry_run:
+                engine.remove_container(ctr)
+        owner = names.alias_prefix(project, name)
+        with netlink.IPRoute() as ipr:
+            for link_name, info in sorted(netlink.owned_links(ipr, names.kernel_prefix(project, name)).items()):
+                if not info["alias"].startswith(owner):
+                    raise SliceError("interface %s has this experiment's name prefix but belongs to %r: "
+                                     "refusing to remove it" % (link_name, info["alias"]))
+                ops.append("remove %s %s (%s)" % (info["kind"] or "link", link_name, info["alias"]))
+                if not dry_run:
+                    netlink.delete_link(ipr, link_name)
+        with file_lock(paths.host_lock):
+            ops.extend(firewall.remove_rules(names.firewall_comment(project, name), dry_run))
+        if os.path.exists(paths.root):
+            ops.append("remove state %s" % paths.root)
+            if not dry_run:
+                shutil.rmtree(paths.root)
+                _remove_empty_parents(paths.root, state_dir)
+    if not dry_run:
+        try:
+            os.unlink(paths.lock)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+    return ops
+
+
+def _remove_empty_parents(path, stop):
+    parent = os.path.dirname(path)
+    while parent.startswith(stop) and parent != stop:
+        try:
+            os.rmdir(parent)
+        except OSError:
+            return
+        parent = os.path.dirname(parent)
+
+
+def status(project, name, state_dir=DEFAULT_STATE_DIR):
+    """Each node of this host's slice: dead, running (not yet plumbed) or booted."""
+    paths = Paths(state_dir, project, name)
+    record = read_record(paths)
+    if record is None:
+        return {}
+    plan = record["plan"]
+    cli = engine.client()
+    actual = engine.list_nodes(cli, project, name)
+    report = {}
+    for node_name in slice_of(plan, record["host"]):
+        node = plan["nodes"][node_name]
+        ctr = actual.get(node_name)
+        entry = {"node": node_name, "host": record["host"], "container": node["container"],
+                 "addresses": ["%s/%d" % (i["address"], i["prefixlen"]) for i in node["interfaces"]],
+                 "interfaces": dict((i["ifname"], i["lan"]) for i in node["interfaces"])}
+        pid = engine.container_pid(ctr) if ctr is not None else None
+        if pid is None:
+            entry["state"] = "dead"
+        else:
+            with netlink.node_netns(pid) as ns:
+                have = netlink.links(ns)
+            plumbed = all(i["ifname"] in have for i in node["interfaces"])
+            entry["state"] = "booted" if plumbed else "running"
+            entry["container_id"] = ctr.id
+        report[node_name] = entry
+    return report

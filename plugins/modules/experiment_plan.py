@@ -1,0 +1,92 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: experiment_plan
+short_description: Validate an experiment file and plan it onto the physical hosts
+version_added: 0.1.0
+description:
+  - Reads an experiment file (nodes, LANs, links, routing), validates every field and plans
+    subnets, addresses, MAC addresses, interface numbers, placement, static routes and
+    C(/etc/hosts) entries.
+  - Pure and deterministic; creates nothing. Runs on the controller.
+  - Every validation error names the field path, for example C(lans.lan0.members[2]: unknown node 'srv').
+  - When a record of an earlier swap-in exists under O(record_dir), the plan keeps that
+    swap-in's placement, interface numbers, subnets and addresses for what did not change.
+options:
+  path:
+    description: Path of the experiment file (YAML).
+    type: path
+    required: true
+  hosts:
+    description: Inventory names of the physical hosts, in order.
+    type: list
+    elements: str
+    required: true
+  record_dir:
+    description: Directory of the controller's experiment records.
+    type: path
+    default: ~/.testbed/experiments
+author:
+  - testbed.containers contributors
+"""
+
+EXAMPLES = r"""
+- name: Plan the experiment
+  testbed.containers.experiment_plan:
+    path: examples/demo.yml
+    hosts: "{{ groups['testbed_hosts'] }}"
+  register: testbed_plan_result
+"""
+
+RETURN = r"""
+plan:
+  description: The plan; its C(nodes) hold placement, interfaces (ifname, lan, address, prefixlen, mac, veth) and routes.
+  returned: success
+  type: dict
+project:
+  description: The experiment's project.
+  returned: success
+  type: str
+name:
+  description: The experiment's name.
+  returned: success
+  type: str
+errors:
+  description: Every validation error, one per item, each starting with the field path.
+  returned: failure
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.testbed.containers.plugins.module_utils.model import ExperimentError
+from ansible_collections.testbed.containers.plugins.module_utils.plan import load_and_plan
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            hosts=dict(type="list", elements="str", required=True),
+            record_dir=dict(type="path", default="~/.testbed/experiments"),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        plan = load_and_plan(module.params["path"], module.params["hosts"], module.params["record_dir"])
+    except ExperimentError as exc:
+        module.fail_json(msg="invalid experiment %s:\n%s" % (module.params["path"], exc), errors=exc.errors)
+    module.exit_json(changed=False, plan=plan, project=plan["project"], name=plan["name"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: experiment_report
+short_description: Keep the controller's experiment record and print the node table
+version_added: 0.1.0
+description:
+  - With O(state=present), merges the plan and every host's node status into one
+    machine-readable record (nodes, host, container, addresses, MACs, interface names),
+    writes it under O(record_dir) and returns it with a table for people.
+  - With O(state=absent), removes the record.
+  - The record is what the next M(testbed.containers.experiment_plan) reads to keep
+    interface numbers and addresses stable when the experiment is modified in place.
+options:
+  plan:
+    description: The plan from M(testbed.containers.experiment_plan).
+    type: dict
+    required: true
+  statuses:
+    description: The C(nodes) lists of M(testbed.containers.experiment_status), one per host.
+    type: list
+    elements: list
+    default: []
+  record_dir:
+    description: Directory of the controller's experiment records.
+    type: path
+    default: ~/.testbed/experiments
+  state:
+    description: Whether the record should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  write:
+    description: Write the record (false only reports, as status does).
+    type: bool
+    default: true
+author:
+  - testbed.containers contributors
+"""
+
+EXAMPLES = r"""
+- name: Record and report
+  testbed.containers.experiment_report:
+    plan: "{{ testbed_plan }}"
+    statuses: "{{ groups['testbed_hosts'] | map('extract', hostvars, ['testbed_status', 'nodes']) | list }}"
+  register: testbed_report
+"""
+
+RETURN = r"""
+record:
+  description: The merged record.
+  returned: when state=present
+  type: dict
+table:
+  description: The node table, one line per node after a summary and a header line.
+  returned: when state=present
+  type: list
+  elements: str
+path:
+  description: Where the record is kept.
+  returned: always
+  type: str
+"""
+
+import json
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.testbed.containers.plugins.module_utils import report
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            plan=dict(type="dict", required=True),
+            statuses=dict(type="list", elements="list", default=[]),
+            record_dir=dict(type="path", default="~/.testbed/experiments"),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            write=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    plan = params["plan"]
+    path = report.record_path(params["record_dir"], plan["project"], plan["name"])
+    if params["state"] == "absent":
+        changed = bool(report.read_record(params["record_dir"], plan["project"], plan["name"]))
+        if changed and not module.check_mode:
+            report.remove_record(params["record_dir"], plan["project"], plan["name"])
+        module.exit_json(changed=changed, path=path)
+    record = report.merge(plan, [s or [] for s in params["statuses"]])
+    old = report.read_record(params["record_dir"], plan["project"], plan["name"])
+    changed = params["write"] and json.loads(json.dumps(record)) != old
+    if changed and not module.check_mode:
+        report.write_record(params["record_dir"], record)
+    module.exit_json(changed=changed, record=record, table=report.table(record), path=path)
+
+
+if __name__ == "__main__":
+    main()

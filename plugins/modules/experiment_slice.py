@@ -1,0 +1,134 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: experiment_slice
+short_description: Converge, or tear down, one physical host's slice of an experiment
+version_added: 0.1.0
+description:
+  - With O(state=present), converges every node the plan places on this host in one call
+    (a thread pool inside): node containers on the control network C(dockercnet), one Linux
+    bridge per experiment LAN, a veth per attachment plumbed into the node as C(ethN) with its
+    address and MAC, static routes, and a bind-mounted C(/etc/hosts).
+  - Reads the actual state first and acts only on the difference, so a second run reports
+    C(changed=false); nodes whose settings did not change keep running.
+  - With O(state=absent), removes every container, interface, firewall rule and file the
+    experiment owns on this host, found by label, kernel name prefix and comment, and nothing
+    else. This also cleans a swap-in that failed halfway.
+  - Check mode returns the operations it would do; diff mode shows them too.
+requirements:
+  - docker (Docker SDK for Python)
+  - pyroute2
+  - iptables
+options:
+  plan:
+    description: The plan from M(testbed.containers.experiment_plan). Required with O(state=present).
+    type: dict
+  host:
+    description: This host's inventory name, as the plan knows it.
+    type: str
+    required: true
+  project:
+    description: Project of the experiment to tear down (O(state=absent) without O(plan)).
+    type: str
+  name:
+    description: Name of the experiment to tear down (O(state=absent) without O(plan)).
+    type: str
+  state:
+    description: Whether the slice should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  state_dir:
+    description: Where the host keeps experiment records, per-node files and locks.
+    type: path
+    default: /var/lib/testbed
+  workers:
+    description: Nodes converged at the same time.
+    type: int
+    default: 8
+author:
+  - testbed.containers contributors
+"""
+
+EXAMPLES = r"""
+- name: Swap in this host's slice
+  testbed.containers.experiment_slice:
+    plan: "{{ hostvars['localhost'].testbed_plan }}"
+    host: "{{ inventory_hostname }}"
+
+- name: Swap it out
+  testbed.containers.experiment_slice:
+    project: default
+    name: demo
+    host: "{{ inventory_hostname }}"
+    state: absent
+"""
+
+RETURN = r"""
+operations:
+  description: What was done (in check mode, what would be done), one line per action.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create bridge tb02c8cb5bbe3e3 (testbed:default/demo/lan0)", "create node client"]
+record:
+  description: The host's record of its slice (plan, state, container ids per node).
+  returned: when state=present
+  type: dict
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.testbed.containers.plugins.module_utils import engine, netlink
+from ansible_collections.testbed.containers.plugins.module_utils.slice import Slice, teardown
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            plan=dict(type="dict"),
+            host=dict(type="str", required=True),
+            project=dict(type="str"),
+            name=dict(type="str"),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            state_dir=dict(type="path", default="/var/lib/testbed"),
+            workers=dict(type="int", default=8),
+        ),
+        required_if=[("state", "present", ("plan",))],
+        required_one_of=[("plan", "name")],
+        required_together=[("project", "name")],
+        supports_check_mode=True,
+    )
+    if not engine.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"))
+    if not netlink.HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib("pyroute2"))
+    params = module.params
+    try:
+        if params["state"] == "present":
+            slice_ = Slice(params["plan"], params["host"], params["state_dir"], module.check_mode,
+                           max(1, params["workers"]))
+            record = slice_.converge()
+            ops, extra = slice_.ops, {"record": record}
+        else:
+            plan = params["plan"] or {}
+            project = params["project"] or plan.get("project")
+            name = params["name"] or plan.get("name")
+            ops, extra = teardown(project, name, params["state_dir"], module.check_mode), {}
+    except Exception as exc:
+        module.fail_json(msg="%s: %s" % (params["host"], exc), exception=traceback.format_exc())
+    module.exit_json(changed=bool(ops), operations=ops, diff={"before": "", "after": "\n".join(ops)}, **extra)
+
+
+if __name__ == "__main__":
+    main()

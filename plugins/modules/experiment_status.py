@@ -1,0 +1,81 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: experiment_status
+short_description: Report the state of each node of an experiment on this host
+version_added: 0.1.0
+description:
+  - For every node of the experiment's slice on this host, reports C(dead) (its container is
+    not running), C(running) (running, experiment interfaces not all in place) or C(booted)
+    (running and plumbed), with its container and addresses.
+  - Reads the host's record of the slice; changes nothing.
+requirements:
+  - docker (Docker SDK for Python)
+  - pyroute2
+options:
+  project:
+    description: The experiment's project.
+    type: str
+    default: default
+  name:
+    description: The experiment's name.
+    type: str
+    required: true
+  state_dir:
+    description: Where the host keeps experiment records.
+    type: path
+    default: /var/lib/testbed
+author:
+  - testbed.containers contributors
+"""
+
+EXAMPLES = r"""
+- name: Node states on this host
+  testbed.containers.experiment_status:
+    name: demo
+  register: testbed_status_result
+"""
+
+RETURN = r"""
+nodes:
+  description: One entry per node of this host's slice, in file order.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"node": "client", "state": "booted", "host": "localhost", "container": "tb_default_demo_client",
+            "addresses": ["10.10.0.1/24"]}]
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.testbed.containers.plugins.module_utils.slice import status
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            project=dict(type="str", default="default"),
+            name=dict(type="str", required=True),
+            state_dir=dict(type="path", default="/var/lib/testbed"),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        nodes = status(module.params["project"], module.params["name"], module.params["state_dir"])
+    except Exception as exc:
+        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    module.exit_json(changed=False, nodes=list(nodes.values()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: host_preflight
+short_description: Check that a physical host can realize experiments
+version_added: 0.1.0
+description:
+  - Checks that the Python on the host has the Docker SDK and pyroute2, the Docker engine
+    answers, C(iptables) is installed, and the kernel has each feature in O(features).
+  - Kernel features are probed by creating and deleting a throwaway object of each kind.
+  - Fails with a message naming the host, each missing feature and the kernel option that
+    provides it. Changes nothing.
+requirements:
+  - docker (Docker SDK for Python)
+  - pyroute2
+options:
+  features:
+    description: Kernel features to check.
+    type: list
+    elements: str
+    default: [bridge, veth]
+author:
+  - testbed.containers contributors
+"""
+
+EXAMPLES = r"""
+- name: Check the host
+  testbed.containers.host_preflight:
+    features: [bridge, veth]
+"""
+
+RETURN = r"""
+docker_version:
+  description: The Docker engine's version.
+  returned: success
+  type: str
+"""
+
+import platform
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.testbed.containers.plugins.module_utils import engine, netlink, preflight
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(features=dict(type="list", elements="str", default=["bridge", "veth"])),
+        supports_check_mode=True,
+    )
+    host = platform.node()
+    if not engine.HAS_DOCKER:
+        module.fail_json(msg="%s: %s" % (host, missing_required_lib("docker")))
+    if not netlink.HAS_PYROUTE2:
+        module.fail_json(msg="%s: %s" % (host, missing_required_lib("pyroute2")))
+    problems = []
+    version = None
+    try:
+        version = engine.client().version().get("Version")
+    except engine.EngineError as exc:
+        problems.append(str(exc))
+    for command in preflight.missing_commands():
+        problems.append("the command %s is missing: install the Debian package %s" % (command, command))
+    try:
+        for feature, option in preflight.missing_features(module.params["features"]):
+            problems.append("the kernel lacks %s (kernel option %s)" % (feature, option))
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if problems:
+        module.fail_json(msg="host %s cannot realize this experiment: %s" % (host, "; ".join(problems)),
+                         problems=problems)
+    module.exit_json(changed=False, docker_version=version)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Prepare this machine (Debian 12, run as root) for the testbed.containers collection:
+# Debian packages, a running Docker engine, the Python virtualenv .venv, the
+# collection path link, an SSH key and the locally built container images.
+# Idempotent: a second run only checks and takes a few seconds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")" && pwd)"
+cd "$ROOT"
+
+DOCKER=/usr/bin/docker      # Debian's client; /usr/local/bin/docker may be another one
+DOCKERD=/usr/sbin/dockerd
+DOCKERD_LOG=/var/log/testbed-dockerd.log
+VENV="$ROOT/.venv"
+COLLECTION_LINK="$ROOT/.collections/ansible_collections/testbed/containers"
+
+APT_PACKAGES=(
+  docker.io iptables debootstrap busybox-static iproute2 iperf3
+  python3-venv python3-pip git openssh-client ca-certificates
+)
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "run as root (installs packages and starts dockerd)"
+
+# --- a. Debian packages ------------------------------------------------------
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+  [[ $status == ii* ]] || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  say "Debian packages: all installed"
+fi
+
+# --- b. Docker engine (no systemd: start dockerd ourselves) -------------------
+if "$DOCKER" info >/dev/null 2>&1; then
+  say "Docker engine: running"
+else
+  if pgrep -x dockerd >/dev/null 2>&1; then
+    say "Docker engine: dockerd process found, waiting for it to answer"
+  else
+    say "Docker engine: starting dockerd (log: $DOCKERD_LOG)"
+    setsid nohup "$DOCKERD" >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    disown || true
+  fi
+  for ((i = 0; i < 60; i++)); do
+    "$DOCKER" info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  if ! "$DOCKER" info >/dev/null 2>&1; then
+    tail -n 20 "$DOCKERD_LOG" >&2 2>/dev/null || true
+    die "Docker engine did not answer '$DOCKER info' within 60 s (see $DOCKERD_LOG)"
+  fi
+  say "Docker engine: running after ${i} s"
+fi
+
+# --- c. Python virtualenv -------------------------------------------------------
+if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  say "creating virtualenv .venv"
+  python3 -m venv "$VENV"
+fi
+req_sha=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [[ -f $VENV/.requirements.sha && $(<"$VENV/.requirements.sha") == "$req_sha" ]]; then
+  say "Python requirements: up to date"
+else
+  say "installing Python requirements into .venv"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
+  printf '%s\n' "$req_sha" >"$VENV/.requirements.sha"
+fi
+
+# --- d. collection path: .collections/ansible_collections/testbed/containers -> repo
+mkdir -p "$(dirname "$COLLECTION_LINK")"
+if [[ -L $COLLECTION_LINK && $(readlink "$COLLECTION_LINK") == "$ROOT" ]]; then
+  say "collection link: ok"
+else
+  if [[ -e $COLLECTION_LINK && ! -L $COLLECTION_LINK ]]; then
+    die "$COLLECTION_LINK exists and is not a symlink; remove it and rerun"
+  fi
+  ln -sfn "$ROOT" "$COLLECTION_LINK"
+  say "collection link: $COLLECTION_LINK -> $ROOT"
+fi
+
+# --- SSH key (later features inject ~/.ssh/id_*.pub into containers) ------------
+if compgen -G "$HOME/.ssh/id_*.pub" >/dev/null; then
+  say "SSH key: present"
+else
+  mkdir -p "$HOME/.ssh" && chmod 700 "$HOME/.ssh"
+  ssh-keygen -q -t ed25519 -N '' -C "testbed@$(hostname)" -f "$HOME/.ssh/id_ed25519"
+  say "SSH key: created $HOME/.ssh/id_ed25519"
+fi
+
+# --- e. container images (built locally, no registry) ---------------------------
+bash "$ROOT/scripts/build-images.sh"
+
+# --- f. -------------------------------------------------------------------------
+say "done. Run the default experiment with:"
+printf '  .venv/bin/ansible-playbook playbooks/experiment.yml\n'
