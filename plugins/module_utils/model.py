@@ -96,6 +96,10 @@ def parse_memory(value):
 
 
 def _parse_network(errors, path, value):
+    if not isinstance(value, str):
+        # ipaddress would read an integer as a /32 address: say what is wrong instead.
+        errors.add(path, "invalid subnet %r (not a string); write it as an IPv4 network such as 10.9.1.0/24" % (value,))
+        return None
     try:
         net = ipaddress.ip_network(value, strict=True)
     except (ValueError, TypeError) as exc:
@@ -181,6 +185,8 @@ def _check_member(errors, path, member):
         return member, None
     if not _check_keys(errors, path, member, ("node", "ip"), required=("node",)):
         return None, None
+    if "node" not in member:  # already reported as required
+        return None, None
     node = member.get("node")
     if not isinstance(node, str):
         errors.add(_join(path, "node"), "must be a node name")
@@ -188,6 +194,8 @@ def _check_member(errors, path, member):
     ip = member.get("ip")
     if ip is not None:
         try:
+            if not isinstance(ip, str):  # ipaddress would read an integer as an address
+                raise ValueError(ip)
             ip = ipaddress.ip_address(ip)
         except ValueError:
             errors.add(_join(path, "ip"), "invalid IPv4 address %r" % (ip,))
@@ -202,6 +210,8 @@ def _check_lan(errors, path, spec, members_key, exact=None):
     lan = {"subnet": None, "members": []}
     if spec.get("subnet") is not None:
         lan["subnet"] = _parse_network(errors, _join(path, "subnet"), spec["subnet"])
+    if members_key not in spec:  # already reported as required
+        return lan
     members = spec.get(members_key)
     mpath = _join(path, members_key)
     if not isinstance(members, list):
@@ -227,7 +237,8 @@ def validate(doc):
     errors = Errors()
     if not _check_keys(errors, "", doc, TOP_KEYS, required=("name", "nodes")):
         errors.gate()
-    _check_name(errors, "name", doc.get("name"), "experiment")
+    if "name" in doc:  # a missing name is reported once, as required
+        _check_name(errors, "name", doc.get("name"), "experiment")
     project = doc.get("project", "default")
     _check_name(errors, "project", project, "project")
     routing = doc.get("routing", "static")
@@ -242,6 +253,8 @@ def validate(doc):
     if _check_keys(errors, "addressing", addressing, ADDRESSING_KEYS):
         if "pool" in addressing:
             pool = _parse_network(errors, "addressing.pool", addressing["pool"]) or pool
+            # A pool narrower than the default prefix is one subnet, not a crash in the planner.
+            prefixlen = max(prefixlen, pool.prefixlen)
         if "prefixlen" in addressing:
             prefixlen = addressing["prefixlen"]
             if isinstance(prefixlen, bool) or not isinstance(prefixlen, int) or not pool.prefixlen <= prefixlen <= 30:
@@ -252,7 +265,8 @@ def validate(doc):
     nodes = {}
     raw_nodes = doc.get("nodes")
     if not isinstance(raw_nodes, dict) or not raw_nodes:
-        errors.add("nodes", "must be a mapping of at least one node name to its settings")
+        if "nodes" in doc:  # a missing nodes: is reported once, as required
+            errors.add("nodes", "must be a mapping of at least one node name to its settings")
         raw_nodes = {}
     for name, spec in raw_nodes.items():
         path = "nodes.%s" % name
@@ -310,9 +324,11 @@ def _check_host_names(errors, nodes, lans):
     for node in nodes:
         owner[node] = "node %r" % node
     for lan_name, lan in lans.items():
+        seen = set()
         for node, _ip in lan["members"]:
-            if node not in nodes:
+            if node not in nodes or node in seen:  # a duplicate member is reported once, as such
                 continue
+            seen.add(node)
             alias = "%s-%s" % (node, lan_name)
             what = "node %r on %s" % (node, lan["path"])
             if alias in owner:
