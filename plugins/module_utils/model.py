@@ -171,7 +171,7 @@ def _check_node(errors, path, spec, defaults):
     if host is not None and (not isinstance(host, str) or not host):
         errors.add(_join(path, "host"), "must name a host of the inventory")
     node["host"] = host
-    env = spec.get("env", {})
+    env = spec.get("env") or {}
     if not isinstance(env, dict) or not all(isinstance(k, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k) for k in env):
         errors.add(_join(path, "env"), "must be a mapping of variable names to values")
         env = {}

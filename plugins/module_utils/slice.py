@@ -80,14 +80,18 @@ def write_record(paths, record):
     os.rename(tmp, paths.record)
 
 
-def write_in_place(path, text):
+def write_in_place(path, text, dry_run=False):
     """Rewrite a bind-mounted file keeping its inode (a rename would detach the mount)."""
     try:
         with open(path) as f:
             if f.read() == text:
                 return False
     except (IOError, OSError):
+        if dry_run:
+            return True
         os.makedirs(os.path.dirname(path), exist_ok=True)
+    if dry_run:
+        return True
     with open(path, "a+") as f:
         f.seek(0)
         f.truncate()
@@ -140,7 +144,7 @@ class Slice:
                                                     names.firewall_comment(self.project, self.name), self.dry_run):
                     self._op(op)
             for node in self.nodes:
-                if not self.dry_run and write_in_place(self.paths.hosts(node), hosts_file(self.plan, node)):
+                if write_in_place(self.paths.hosts(node), hosts_file(self.plan, node), self.dry_run):
                     self._op("write %s hosts file" % node)
             results = {}
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
@@ -246,16 +250,17 @@ class Slice:
                 self._op("%s: %s" % (node_name, op))
 
 
-def teardown(project, name, state_dir=DEFAULT_STATE_DIR, dry_run=False):
+def teardown(project, name, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=8):
     """Remove everything the experiment owns on this host: found by label, name prefix and comment."""
     paths = Paths(state_dir, project, name)
     ops = []
     with file_lock(paths.lock):
-        cli = engine.client()
-        for node, ctr in sorted(engine.list_nodes(cli, project, name).items(), key=lambda kv: str(kv[0])):
-            ops.append("remove node %s (container %s)" % (node, ctr.name))
-            if not dry_run:
-                engine.remove_container(ctr)
+        cli = engine.client(pool_size=workers * 2)
+        doomed = sorted(engine.list_nodes(cli, project, name).items(), key=lambda kv: str(kv[0]))
+        ops.extend("remove node %s (container %s)" % (node, ctr.name) for node, ctr in doomed)
+        if not dry_run:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(engine.remove_container, [ctr for _node, ctr in doomed]))
         owner = names.alias_prefix(project, name)
         with netlink.IPRoute() as ipr:
             for link_name, info in sorted(netlink.owned_links(ipr, names.kernel_prefix(project, name)).items()):

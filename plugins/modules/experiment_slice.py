@@ -14,7 +14,7 @@ short_description: Converge, or tear down, one physical host's slice of an exper
 version_added: 0.1.0
 description:
   - With O(state=present), converges every node the plan places on this host in one call
-    (a thread pool inside): node containers on the control network C(dockercnet), one Linux
+    (a thread pool inside) - node containers on the control network C(dockercnet), one Linux
     bridge per experiment LAN, a veth per attachment plumbed into the node as C(ethN) with its
     address and MAC, static routes, and a bind-mounted C(/etc/hosts).
   - Reads the actual state first and acts only on the difference, so a second run reports
@@ -124,7 +124,7 @@ def main():
             plan = params["plan"] or {}
             project = params["project"] or plan.get("project")
             name = params["name"] or plan.get("name")
-            ops, extra = teardown(project, name, params["state_dir"], module.check_mode), {}
+            ops, extra = teardown(project, name, params["state_dir"], module.check_mode, max(1, params["workers"])), {}
     except Exception as exc:
         module.fail_json(msg="%s: %s" % (params["host"], exc), exception=traceback.format_exc())
     module.exit_json(changed=bool(ops), operations=ops, diff={"before": "", "after": "\n".join(ops)}, **extra)
