@@ -16,7 +16,9 @@ COLLECTION_LINK="$ROOT/.collections/ansible_collections/testbed/containers"
 
 APT_PACKAGES=(
   docker.io iptables debootstrap busybox-static iproute2 iperf3
-  python3-venv python3-pip git openssh-client ca-certificates
+  python3-venv python3-pip git openssh-client openssh-server ca-certificates
+  docker-registry  # the testbed registry (roles/registry, tests/integration/test_registry.py)
+  shellcheck  # for ansible-test sanity's shellcheck test (scripts/sanity.sh)
 )
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -74,6 +76,17 @@ else
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
   printf '%s\n' "$req_sha" >"$VENV/.requirements.sha"
 fi
+# development tools (ansible-lint, antsibull-changelog), with requirements.txt as constraints
+dev_sha=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if [[ -f $VENV/.requirements-dev.sha && $(<"$VENV/.requirements-dev.sha") == "$dev_sha" ]]; then
+  say "development requirements: up to date"
+else
+  say "installing development requirements (requirements-dev.txt) into .venv"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt -c requirements.txt
+  printf '%s\n' "$dev_sha" >"$VENV/.requirements-dev.sha"
+fi
+# static tools injected by augmentation (supervisor, busybox) -> /var/cache/testbed/tools
+bash "$ROOT/scripts/build-tools.sh"
 
 # --- d. collection path: .collections/ansible_collections/testbed/containers -> repo
 mkdir -p "$(dirname "$COLLECTION_LINK")"

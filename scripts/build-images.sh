@@ -20,8 +20,9 @@ CACHE_DIR=/var/cache/testbed
 LABEL_KEY=testbed.image-recipe
 DEFAULT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 DEBIAN_MIRROR=http://deb.debian.org/debian
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-IMAGES=(busybox debian)
+IMAGES=(busybox debian host)
 
 say() { printf '[images] %s\n' "$*"; }
 die() { printf '[images] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -116,6 +117,153 @@ build_debian() {
   debian_rootfs_tarball
   "$DOCKER" import -c 'CMD ["bash"]' -c "ENV PATH=$DEFAULT_PATH" \
     -c "LABEL $LABEL_KEY=$sha" "$DEBIAN_TARBALL" "$tag" >/dev/null
+}
+
+# --- testbed/host:bookworm ----------------------------------------------------------
+# A simulated physical host for the multi-host tests (tests/multihost/hosts.py): Debian with
+# its own Docker engine (Docker-in-Docker), sshd for root key login and the project's pinned
+# Python requirements in a virtualenv (design decision 12: one pinned set via pip in a venv on
+# every host; ansible_python_interpreter=/opt/testbed/venv/bin/python). Built with
+# `docker build` FROM the local testbed/debian image; apt and PyPI are reached through NAT.
+# Run it with the Docker-in-Docker flags of ../shared/machine.md (not --privileged):
+#   docker run -d --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
+#     --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
+#     -v /sys/fs/cgroup:/sys/fs/cgroup -v NAME-docker:/var/lib/docker \
+#     -e TESTBED_AUTHORIZED_KEYS="$(cat key.pub)" testbed/host:bookworm
+HOST_PACKAGES="docker.io iptables iproute2 openssh-server python3 python3-venv python3-pip busybox-static iperf3 procps"
+
+image_host() {
+  IMAGE_NAME=testbed/host:$DEBIAN_SUITE
+  local base
+  base=$("$DOCKER" image inspect -f '{{.Id}}' "testbed/debian:$DEBIAN_SUITE" 2>/dev/null) ||
+    die "testbed/debian:$DEBIAN_SUITE missing: build it first (scripts/build-images.sh debian host)"
+  # the base image's id: a rebuilt testbed/debian rebuilds this one too
+  RECIPE_INPUTS="$(declare -f build_host host_init_script host_sshd_config)
+packages=$HOST_PACKAGES base=$base
+requirements=$(sha256sum "$ROOT_DIR/requirements.txt" | cut -d' ' -f1)"
+}
+
+# The entrypoint (under tini): per-container SSH host keys, authorized keys from
+# $TESTBED_AUTHORIZED_KEYS and/or /etc/testbed/authorized_keys (a bind mount), dockerd, and
+# sshd only once dockerd answers, so a host that accepts SSH has a working engine. Logs go
+# to the container's output (`docker logs HOST`). Either daemon exiting ends the container.
+# Storage driver: overlay2 (works nested when /var/lib/docker is a volume, i.e. not on
+# overlayfs), vfs when /var/lib/docker is on overlayfs; TESTBED_STORAGE_DRIVER overrides.
+# TESTBED_CGROUP_PARENT puts the inner containers' cgroups under one parent (the outer
+# machine's /sys/fs/cgroup is shared), TESTBED_DOCKERD_ARGS adds dockerd flags.
+host_init_script() {
+  cat <<'EOF'
+#!/bin/bash
+set -uo pipefail
+log() { printf '[testbed-host] %s\n' "$*"; }
+
+ssh-keygen -A >/dev/null
+install -d -m 700 /root/.ssh
+touch /root/.ssh/authorized_keys
+if [[ -n ${TESTBED_AUTHORIZED_KEYS:-} ]]; then
+  grep -qxF "$TESTBED_AUTHORIZED_KEYS" /root/.ssh/authorized_keys ||
+    printf '%s\n' "$TESTBED_AUTHORIZED_KEYS" >>/root/.ssh/authorized_keys
+fi
+if [[ -r /etc/testbed/authorized_keys ]]; then
+  cat /etc/testbed/authorized_keys >>/root/.ssh/authorized_keys
+fi
+chmod 600 /root/.ssh/authorized_keys
+install -d -m 755 /run/sshd
+
+driver=${TESTBED_STORAGE_DRIVER:-}
+if [[ -z $driver ]]; then
+  if [[ $(stat -f -c %T /var/lib/docker) == overlayfs ]]; then driver=vfs; else driver=overlay2; fi
+fi
+args=(--iptables=true --storage-driver="$driver")
+[[ -z ${TESTBED_CGROUP_PARENT:-} ]] || args+=(--cgroup-parent="$TESTBED_CGROUP_PARENT")
+# Like a freshly booted machine: forwarding off, so dockerd turns it on and sets the FORWARD
+# policy to DROP as it does on a real host (a new netns copies the outer machine's value, 1).
+sysctl -qw net.ipv4.ip_forward=0 || log "cannot reset net.ipv4.ip_forward"
+# stale pid files from an earlier run of this container (docker restart)
+rm -f /run/docker.pid /run/docker/containerd/containerd.pid
+log "starting dockerd ${args[*]} ${TESTBED_DOCKERD_ARGS:-}"
+# shellcheck disable=SC2086
+dockerd "${args[@]}" ${TESTBED_DOCKERD_ARGS:-} &
+dockerd_pid=$!
+sshd_pid=
+stop() {
+  log "stopping"
+  [[ -z $sshd_pid ]] || kill -TERM "$sshd_pid" 2>/dev/null
+  kill -TERM "$dockerd_pid" 2>/dev/null
+  wait "$dockerd_pid"
+  exit 0
+}
+trap stop TERM INT
+
+for ((i = 0; i < 120; i++)); do
+  docker info >/dev/null 2>&1 && break
+  kill -0 "$dockerd_pid" 2>/dev/null || { log "dockerd exited during start"; exit 1; }
+  sleep 0.5
+done
+docker info >/dev/null 2>&1 || { log "dockerd did not answer within 60 s"; exit 1; }
+log "dockerd ready (storage driver $driver)"
+
+/usr/sbin/sshd -D -e &
+sshd_pid=$!
+touch /run/testbed-host.ready
+log "sshd started: ready"
+wait -n "$dockerd_pid" "$sshd_pid"
+rc=$?
+log "a daemon exited (status $rc): stopping the host"
+kill -TERM "$dockerd_pid" "$sshd_pid" 2>/dev/null
+wait
+exit 1
+EOF
+}
+
+host_sshd_config() {
+  cat <<'EOF'
+# testbed/host: root logs in with a key only (the multi-host tests inject theirs)
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+MaxSessions 100
+MaxStartups 100:30:200
+EOF
+}
+
+build_host() {
+  local tag=$1 sha=$2 dir
+  new_workdir; dir=$WORKDIR
+  cp "$ROOT_DIR/requirements.txt" "$dir/requirements.txt"
+  host_init_script >"$dir/testbed-host-init"
+  host_sshd_config >"$dir/sshd-testbed.conf"
+  # pip inside the build verifies PyPI's certificate against this machine's CA bundle: egress
+  # may pass a TLS-inspecting proxy whose CA only this machine's bundle has. Used and removed
+  # in one step; transport only, so not part of the recipe.
+  cp /etc/ssl/certs/ca-certificates.crt "$dir/build-ca.crt"
+  cat >"$dir/Dockerfile" <<EOF
+FROM testbed/debian:$DEBIAN_SUITE
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $HOST_PACKAGES \\
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /var/log/*.log \\
+ && rm -f /etc/ssh/ssh_host_*
+COPY requirements.txt /opt/testbed/requirements.txt
+COPY build-ca.crt /tmp/build-ca.crt
+RUN python3 -m venv /opt/testbed/venv \\
+ && /opt/testbed/venv/bin/pip install --no-cache-dir --disable-pip-version-check -q \\
+      --cert /tmp/build-ca.crt -r /opt/testbed/requirements.txt \\
+ && rm -f /tmp/build-ca.crt
+COPY sshd-testbed.conf /etc/ssh/sshd_config.d/testbed.conf
+COPY testbed-host-init /usr/local/sbin/testbed-host-init
+RUN chmod 755 /usr/local/sbin/testbed-host-init
+VOLUME /var/lib/docker
+EXPOSE 22
+ENV PATH=$DEFAULT_PATH
+LABEL $LABEL_KEY=$sha testbed.role=simulated-host
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/sbin/testbed-host-init"]
+EOF
+  # the classic builder uses the local FROM image as is (BuildKit would ask a registry)
+  if ! DOCKER_BUILDKIT=0 "$DOCKER" build --network bridge -t "$tag" "$dir" >"$dir/build.log" 2>&1; then
+    tail -n 30 "$dir/build.log" >&2
+    die "docker build of $tag failed"
+  fi
 }
 
 # --- driver ------------------------------------------------------------------------

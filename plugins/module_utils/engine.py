@@ -24,6 +24,7 @@ from ansible_collections.testbed.containers.plugins.module_utils import names
 # Bump when the container spec changes meaning, so nodes converge to the new spec.
 SPEC_VERSION = 1
 NODE_CAPS = ["NET_ADMIN", "NET_RAW"]
+CONTROL_SUBNET_LABEL = "testbed.control-subnet"
 
 
 class EngineError(Exception):
@@ -39,28 +40,59 @@ def client(pool_size=16):
     return cli
 
 
-def ensure_control_network(cli, dry_run=False):
-    """The host's ``dockercnet`` bridge network; inter-node traffic on it off (enable_icc=false)."""
+def ensure_control_network(cli, subnet, dry_run=False):
+    """The host's ``dockercnet`` bridge network; inter-node traffic on it off (enable_icc=false).
+
+    Returns (operations, the network's subnet): an existing network keeps its subnet.
+    """
     try:
-        cli.networks.get(names.CONTROL_NETWORK)
-        return []
+        net = cli.networks.get(names.CONTROL_NETWORK)
+        subnet = (net.attrs.get("Labels") or {}).get(CONTROL_SUBNET_LABEL)
+        if not subnet:
+            # Static control addresses need a network created with a configured subnet.
+            raise EngineError("the Docker network %s was not made by this version of testbed.containers: remove "
+                              "it (docker network rm %s) once no container uses it, and run again"
+                              % ((names.CONTROL_NETWORK,) * 2))
+        return [], subnet
     except NotFound:
         pass
     if not dry_run:
-        cli.networks.create(names.CONTROL_NETWORK, driver="bridge", labels={"testbed.owner": "testbed"},
-                            options={"com.docker.network.bridge.enable_icc": "false",
-                                     "com.docker.network.bridge.name": names.CONTROL_NETWORK})
-    return ["create control network %s" % names.CONTROL_NETWORK]
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+        try:
+            cli.networks.create(names.CONTROL_NETWORK, driver="bridge", ipam=ipam, labels={"testbed.owner": "testbed", CONTROL_SUBNET_LABEL: subnet},
+                                options={"com.docker.network.bridge.enable_icc": "false",
+                                         "com.docker.network.bridge.name": names.CONTROL_NETWORK})
+        except APIError as exc:
+            raise EngineError("cannot create the control network %s on %s: %s; choose another "
+                              "testbed_control_subnet" % (names.CONTROL_NETWORK, subnet, exc.explanation or exc))
+    return ["create control network %s (%s)" % (names.CONTROL_NETWORK, subnet)], subnet
 
 
 def experiment_filters(project, name):
     return {"label": ["%s=%s" % (names.LABEL_PROJECT, project), "%s=%s" % (names.LABEL_EXPERIMENT, name)]}
 
 
+class NodeContainer:
+    """A node's container as one list call shows it (no inspect per container)."""
+
+    def __init__(self, cli, summary):
+        self.cli, self.id = cli, summary["Id"]
+        self.labels = summary.get("Labels") or {}
+        self.name = summary["Names"][0].lstrip("/") if summary.get("Names") else self.id[:12]
+        self.status = summary.get("State")
+        self._full = None
+
+    def full(self):
+        if self._full is None:
+            self._full = self.cli.containers.get(self.id)
+        return self._full
+
+
 def list_nodes(cli, project, name):
-    """node name -> container (running or not) of the experiment on this host."""
+    """node name -> NodeContainer (running or not) of the experiment on this host; one API call."""
     found = {}
-    for ctr in cli.containers.list(all=True, filters=experiment_filters(project, name)):
+    for summary in cli.api.containers(all=True, filters=experiment_filters(project, name)):
+        ctr = NodeContainer(cli, summary)
         found[ctr.labels.get(names.LABEL_NODE)] = ctr
     return found
 
@@ -79,7 +111,7 @@ def image_ids(cli, images):
     return ids
 
 
-def container_spec(plan, node_name, image_id, hosts_path):
+def container_spec(plan, node_name, image_id, hosts_path, control_address=None):
     """The keyword arguments of containers.create for a node, and their hash (a label).
 
     A node is recreated only when this hash changes; LAN membership, addresses and routes are
@@ -89,7 +121,7 @@ def container_spec(plan, node_name, image_id, hosts_path):
     hashed = {
         "version": SPEC_VERSION, "image": node["image"], "image_id": image_id, "command": node["command"],
         "cpus": node["cpus"], "memory": node["memory"], "forwarding": node["forwarding"], "env": node["env"],
-        "hosts": hosts_path,
+        "hosts": hosts_path, "control_address": control_address,
     }
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     labels = {
@@ -112,6 +144,9 @@ def container_spec(plan, node_name, image_id, hosts_path):
         "environment": node["env"] or None,
         "sysctls": {"net.ipv4.ip_forward": "1" if node["forwarding"] else "0"},
     }
+    if control_address:
+        kwargs["networking_config"] = {names.CONTROL_NETWORK: docker.types.EndpointConfig(
+            "1.41", ipv4_address=control_address)}
     if node["cpus"]:
         kwargs["nano_cpus"] = int(node["cpus"] * 1e9)
     if node["memory"]:
@@ -121,12 +156,19 @@ def container_spec(plan, node_name, image_id, hosts_path):
 
 def remove_container(ctr):
     try:
-        ctr.remove(force=True, v=True)
+        if isinstance(ctr, NodeContainer):
+            ctr.cli.api.remove_container(ctr.id, force=True, v=True)
+        else:
+            ctr.remove(force=True, v=True)
     except NotFound:
         pass
 
 
 def container_pid(ctr):
-    ctr.reload()
+    """The pid of a running container (inspected now), or None."""
+    if isinstance(ctr, NodeContainer):
+        ctr = ctr.full()
+    else:
+        ctr.reload()
     state = ctr.attrs.get("State", {})
     return state.get("Pid") if state.get("Running") else None

@@ -1,13 +1,19 @@
 # -*- coding: utf-8 -*-
 # Copyright: testbed.containers contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""iptables rules the experiments own (decision 1 of the design).
+"""iptables rules the experiments own, kept declaratively in chains of our own.
 
-dockerd sets the FORWARD policy to DROP and bridge-nf-call-iptables=1, so frames between two
-nodes on an experiment bridge traverse FORWARD and are dropped.  Rather than flip either
-global, a chain of ours (``TESTBED-LANS``), jumped from ``DOCKER-USER``, holds one
-``-i BR -o BR -j ACCEPT`` rule per experiment bridge, commented ``testbed:PROJECT/NAME``.
-Teardown deletes exactly the rules with its comment, and the chain when it is empty, so
+Why chains of ours (decision 1 of the design): dockerd sets the FORWARD policy to DROP and
+bridge-nf-call-iptables=1, so frames between two nodes on an experiment bridge traverse
+FORWARD and are dropped.  Rather than flip either global, ``TESTBED-LANS`` (jumped from
+``DOCKER-USER``) holds one ``-i BR -o BR -j ACCEPT`` rule per experiment bridge.  The control
+network adds ``TESTBED-SPOOF`` (anti-spoofing, from DOCKER-USER and INPUT) and, in the nat
+table, ``TESTBED-SSH`` (a node's SSH port, from PREROUTING and OUTPUT).
+
+Every rule carries the comment ``OWNER DIGEST``: OWNER is ``testbed:PROJECT/NAME`` (or
+``testbed:host`` for host-wide rules) and DIGEST a hash of the rule's arguments, so a rule is
+compared by its comment, not by how iptables prints it back.  ``ensure_rules`` makes an
+owner's rules exactly the desired set and removes a chain and its jumps once empty, so
 ``iptables-save`` after teardown equals the one before swap-in.  The ``iptables`` on PATH is
 the flavour dockerd uses (nft on Debian 12).
 """
@@ -19,84 +25,118 @@ __metaclass__ = type
 import shlex
 import subprocess
 
-from ansible_collections.testbed.containers.plugins.module_utils.names import FIREWALL_CHAIN
+from ansible_collections.testbed.containers.plugins.module_utils.names import short_hash
+
+LAN_CHAIN = ("filter", "TESTBED-LANS")
+SPOOF_CHAIN = ("filter", "TESTBED-SPOOF")
+SSH_CHAIN = ("nat", "TESTBED-SSH")
+GUARD_CHAIN = ("filter", "TESTBED-INPUT")
+# (table, chain) -> the jumps into it: (hook chain, match arguments), inserted first.
+HOOKS = {
+    LAN_CHAIN: [("DOCKER-USER", [])],
+    SPOOF_CHAIN: [("DOCKER-USER", ["-i", "dockercnet"]), ("INPUT", ["-i", "dockercnet"])],
+    SSH_CHAIN: [("PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL"]),
+                ("OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL"])],
+    GUARD_CHAIN: [("INPUT", [])],
+}
+CHAINS = list(HOOKS)
 
 
 class FirewallError(Exception):
     pass
 
 
-def _iptables(*args, check=True):
-    proc = subprocess.run(("iptables", "-w", "10") + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True)
+def _iptables(table, *args, check=True):
+    proc = subprocess.run(("iptables", "-w", "10", "-t", table) + args, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, check=False)
     if check and proc.returncode != 0:
-        raise FirewallError("iptables %s failed: %s" % (" ".join(args), proc.stderr.strip()))
+        raise FirewallError("iptables -t %s %s failed: %s" % (table, " ".join(args), proc.stderr.strip()))
     return proc
 
 
-def _hook_chain():
+def experiment_owner(project, name):
+    return "testbed:%s/%s" % (project, name)
+
+
+def comment_of(owner, args):
+    return "%s %s" % (owner, short_hash(" ".join(args), 10))
+
+
+def _hook_of(table, hook):
     """DOCKER-USER when dockerd manages iptables, FORWARD otherwise."""
-    return "DOCKER-USER" if _iptables("-S", "DOCKER-USER", check=False).returncode == 0 else "FORWARD"
+    if hook == "DOCKER-USER" and _iptables(table, "-S", hook, check=False).returncode != 0:
+        return "FORWARD"
+    return hook
 
 
-def lan_rules(comment):
-    """The bridges that have an ACCEPT rule with ``comment``, as {bridge: rule args}."""
-    proc = _iptables("-S", FIREWALL_CHAIN, check=False)
+def owned_rules(table, chain, owner):
+    """comment -> the rule's arguments (after ``-A CHAIN``) for the rules of ``owner``."""
+    proc = _iptables(table, "-S", chain, check=False)
     if proc.returncode != 0:
         return {}
     rules = {}
     for line in proc.stdout.splitlines():
         args = shlex.split(line)
-        if args[:2] != ["-A", FIREWALL_CHAIN] or "--comment" not in args:
+        if args[:2] != ["-A", chain] or "--comment" not in args:
             continue
-        if args[args.index("--comment") + 1] != comment:
-            continue
-        bridge = args[args.index("-i") + 1] if "-i" in args else None
-        rules[bridge] = args[2:]
+        comment = args[args.index("--comment") + 1]
+        if comment == owner or comment.startswith(owner + " "):
+            rules[comment] = args[2:]
     return rules
 
 
-def ensure_lan_rules(bridges, comment, dry_run=False):
-    """Exactly one ACCEPT rule per bridge in ``bridges`` carries ``comment``."""
+def ensure_rules(owner, desired, dry_run=False):
+    """Make the rules of ``owner`` exactly ``desired``: {(table, chain): [args, ...]}.
+
+    Chains not named in ``desired`` lose all of the owner's rules.  Returns the operations.
+    """
     ops = []
-    have = lan_rules(comment)
-    for bridge, args in sorted(have.items()):
-        if bridge not in bridges:
-            ops.append("remove firewall rule for %s" % bridge)
+    for table, chain in CHAINS:
+        want = dict((comment_of(owner, args), args) for args in desired.get((table, chain), []))
+        have = owned_rules(table, chain, owner)
+        for comment, args in sorted(have.items()):
+            if comment not in want:
+                ops.append("remove %s rule %s" % (chain, " ".join(args)))
+                if not dry_run:
+                    _iptables(table, "-D", chain, *args)
+        missing = [(c, a) for c, a in want.items() if c not in have]
+        if missing and not dry_run:
+            _ensure_chain(table, chain)
+        for comment, args in missing:
+            ops.append("add %s rule %s" % (chain, " ".join(args)))
             if not dry_run:
-                _iptables("-D", FIREWALL_CHAIN, *args)
-    missing = [b for b in bridges if b not in have]
-    if missing and not dry_run:
-        _ensure_chain()
-    for bridge in missing:
-        ops.append("accept forwarding on bridge %s" % bridge)
-        if not dry_run:
-            _iptables("-A", FIREWALL_CHAIN, "-i", bridge, "-o", bridge, "-m", "comment", "--comment", comment,
-                      "-j", "ACCEPT")
-    if not dry_run and not bridges:
-        _drop_chain_if_empty()
+                _iptables(table, "-A", chain, *(list(args) + ["-m", "comment", "--comment", comment]))
+        if not dry_run and not want and have:
+            _drop_chain_if_empty(table, chain)
     return ops
 
 
-def remove_rules(comment, dry_run=False):
-    return ensure_lan_rules([], comment, dry_run)
+def remove_rules(owner, dry_run=False):
+    return ensure_rules(owner, {}, dry_run)
 
 
-def _ensure_chain():
-    if _iptables("-S", FIREWALL_CHAIN, check=False).returncode != 0:
-        _iptables("-N", FIREWALL_CHAIN)
-    hook = _hook_chain()
-    if _iptables("-C", hook, "-j", FIREWALL_CHAIN, check=False).returncode != 0:
-        _iptables("-I", hook, "1", "-j", FIREWALL_CHAIN)
+def _ensure_chain(table, chain):
+    if _iptables(table, "-S", chain, check=False).returncode != 0:
+        _iptables(table, "-N", chain)
+    for hook, match in HOOKS[(table, chain)]:
+        hook = _hook_of(table, hook)
+        jump = list(match) + ["-j", chain]
+        if _iptables(table, "-C", hook, *jump, check=False).returncode != 0:
+            _iptables(table, "-I", hook, "1", *jump)
 
 
-def _drop_chain_if_empty():
-    proc = _iptables("-S", FIREWALL_CHAIN, check=False)
-    if proc.returncode != 0:
+def _drop_chain_if_empty(table, chain):
+    proc = _iptables(table, "-S", chain, check=False)
+    if proc.returncode != 0 or any(line.startswith("-A ") for line in proc.stdout.splitlines()):
         return
-    if any(line.startswith("-A ") for line in proc.stdout.splitlines()):
-        return
-    for hook in ("DOCKER-USER", "FORWARD"):
-        while _iptables("-C", hook, "-j", FIREWALL_CHAIN, check=False).returncode == 0:
-            _iptables("-D", hook, "-j", FIREWALL_CHAIN)
-    _iptables("-X", FIREWALL_CHAIN)
+    for hook, match in HOOKS[(table, chain)]:
+        for name in set((hook, _hook_of(table, hook))):
+            jump = list(match) + ["-j", chain]
+            while _iptables(table, "-C", name, *jump, check=False).returncode == 0:
+                _iptables(table, "-D", name, *jump)
+    _iptables(table, "-X", chain)
+
+
+def lan_rules(bridges):
+    """Accept forwarding between the ports of each experiment bridge."""
+    return [["-i", b, "-o", b, "-j", "ACCEPT"] for b in bridges]

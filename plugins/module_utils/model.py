@@ -21,7 +21,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 NAME_HINT = "use 1 to 31 characters: a lowercase letter, then lowercase letters, digits or '-'"
 AUGMENT_LEVELS = ("none", "basic", "full")
 # Levels whose machinery exists in this version of the collection.
-AUGMENT_IMPLEMENTED = ("none",)
+AUGMENT_IMPLEMENTED = ("none", "basic")
 ROUTING_MODES = ("static", "none")
 DEFAULT_POOL = "10.10.0.0/16"
 DEFAULT_PREFIXLEN = 24
@@ -115,9 +115,12 @@ def _parse_network(errors, path, value):
 
 
 NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "augment", "host", "env")
-LAN_KEYS = ("members", "subnet")
-LINK_KEYS = ("endpoints", "subnet")
-TOP_KEYS = ("name", "project", "nodes", "lans", "links", "routing", "defaults", "addressing")
+SHAPE_KEYS = ("bandwidth", "delay", "jitter", "loss", "queue")
+LAN_KEYS = ("members", "subnet") + SHAPE_KEYS
+LINK_KEYS = ("endpoints", "subnet") + SHAPE_KEYS
+DIRECTION_RE = re.compile(r"^([a-z][a-z0-9-]{0,30})_to_([a-z][a-z0-9-]{0,30})$")
+TOP_KEYS = ("name", "project", "nodes", "lans", "links", "routing", "defaults", "addressing", "ssh_keys")
+SSH_KEY_RE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?$")
 DEFAULT_KEYS = ("augment", "image")
 ADDRESSING_KEYS = ("pool", "prefixlen")
 
@@ -203,11 +206,43 @@ def _check_member(errors, path, member):
     return node, ip
 
 
+def check_shape(errors, path, spec):
+    """Shaping parameters (bandwidth, delay, jitter, loss, queue) -> a Shape, or None if invalid."""
+    from ansible_collections.testbed.containers.plugins.module_utils.shaping import Shape
+    ok = True
+    for key in SHAPE_KEYS:
+        if key in spec:
+            try:
+                Shape.from_spec({key: spec[key]} if key != "queue" else {key: spec[key], "bandwidth": "1gbit"})
+            except ValueError as exc:
+                errors.add(_join(path, key), str(exc))
+                ok = False
+    if not ok:
+        return None
+    try:
+        return Shape.from_spec(dict((k, spec[k]) for k in SHAPE_KEYS if k in spec))
+    except ValueError as exc:
+        errors.add(path, str(exc))
+        return None
+
+
 def _check_lan(errors, path, spec, members_key, exact=None):
     keys = LAN_KEYS if members_key == "members" else LINK_KEYS
+    directions = {}
+    if isinstance(spec, dict) and exact is not None:
+        keys = keys + tuple(k for k in spec if isinstance(k, str) and DIRECTION_RE.match(k))
     if not _check_keys(errors, path, spec, keys, required=(members_key,)):
         return None
-    lan = {"subnet": None, "members": []}
+    lan = {"subnet": None, "members": [], "shape": check_shape(errors, path, spec), "directions": directions}
+    for key in spec:
+        match = DIRECTION_RE.match(key) if isinstance(key, str) and exact is not None else None
+        if match:
+            dpath = _join(path, key)
+            if _check_keys(errors, dpath, spec[key], SHAPE_KEYS):
+                merged = dict((k, spec[k]) for k in SHAPE_KEYS if k in spec)
+                merged.update(spec[key])
+                shape = check_shape(errors, dpath, merged)
+                directions[(match.group(1), match.group(2))] = (dpath, shape)
     if spec.get("subnet") is not None:
         lan["subnet"] = _parse_network(errors, _join(path, "subnet"), spec["subnet"])
     if members_key not in spec:  # already reported as required
@@ -298,12 +333,25 @@ def validate(doc):
     _check_host_names(errors, nodes, lans)
     _check_subnets(errors, lans)
     errors.gate()
-    return {"name": doc["name"], "project": project, "routing": routing, "nodes": nodes,
+    ssh_keys = doc.get("ssh_keys") or []
+    if not isinstance(ssh_keys, list):
+        errors.add("ssh_keys", "must be a list of public keys (lines of id_*.pub files)")
+        ssh_keys = []
+    for i, key in enumerate(ssh_keys):
+        if not isinstance(key, str) or not SSH_KEY_RE.match(key.strip()):
+            errors.add("ssh_keys[%d]" % i, "not an OpenSSH public key: paste a line of an id_*.pub file")
+    errors.gate()
+    return {"name": doc["name"], "project": project, "routing": routing, "nodes": nodes, "ssh_keys": ssh_keys,
             "lans": lans, "pool": pool, "prefixlen": prefixlen}
 
 
 def _check_references(errors, nodes, lans):
     for lan_name, lan in lans.items():
+        endpoints = [m for m, _ip in lan["members"]]
+        for (src, dst), (dpath, _shape) in lan.get("directions", {}).items():
+            if len(endpoints) == 2 and (src, dst) not in ((endpoints[0], endpoints[1]), (endpoints[1], endpoints[0])):
+                errors.add(dpath, "names no direction of this link: use %s_to_%s or %s_to_%s"
+                           % (endpoints[0], endpoints[1], endpoints[1], endpoints[0]))
         seen = {}
         for i, (node, ip) in enumerate(lan["members"]):
             path = "%s.%s[%d]" % (lan["path"], lan["members_key"], i)

@@ -16,7 +16,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import dataclasses
 import ipaddress
+import os
 from collections import deque
 
 from ansible_collections.testbed.containers.plugins.module_utils import model, names
@@ -24,7 +26,7 @@ from ansible_collections.testbed.containers.plugins.module_utils import model, n
 PLAN_VERSION = 1
 
 
-def make_plan(doc, hosts, previous=None):
+def make_plan(doc, hosts, previous=None, controller_keys=()):
     """Validate ``doc`` (parsed YAML) and plan it onto ``hosts`` (inventory names, in order).
 
     Raises model.ExperimentError with every problem found.
@@ -48,6 +50,7 @@ def make_plan(doc, hosts, previous=None):
         "project": project,
         "name": name,
         "routing": exp["routing"],
+        "ssh_keys": _unique([k.strip() for k in exp["ssh_keys"]] + [k.strip() for k in controller_keys]),
         "prefix": names.kernel_prefix(project, name),
         "hosts": sorted(set(placement.values()), key=hosts.index),
         "lans": {},
@@ -79,6 +82,7 @@ def make_plan(doc, hosts, previous=None):
                 "mac": mac,
                 "veth": names.veth_name(project, name, node_name, lan_name),
             })
+            interfaces[-1].update(attachment_shapes(exp["lans"][lan_name], node_name))
         plan["nodes"][node_name] = {
             "image": node["image"],
             "command": node["command"],
@@ -95,6 +99,7 @@ def make_plan(doc, hosts, previous=None):
     if exp["routing"] == "static":
         compute_routes(plan)
     plan["etc_hosts"] = hosts_entries(plan)
+    plan["features"] = kernel_features(plan)
     return plan
 
 
@@ -254,6 +259,34 @@ def compute_routes(plan):
         node["routes"] = routes
 
 
+def _shape_dict(shape):
+    return None if shape is None or shape.empty else dataclasses.asdict(shape)
+
+
+def attachment_shapes(lan, node):
+    """The shaping of one attachment: ``to_node`` (host -> node) and ``from_node`` (node -> host).
+
+    A LAN's parameters apply to each member's attachment, both ways.  A link's parameters are
+    end to end: each direction is shaped once, on the receiving end's attachment (``to_node``),
+    with the link's values overridden by ``SRC_to_DST``.
+    """
+    if lan["kind"] == "lan":
+        shape = _shape_dict(lan["shape"])
+        return {"to_node": shape, "from_node": shape}
+    endpoints = [m for m, _ip in lan["members"]]
+    other = endpoints[1] if endpoints[0] == node else endpoints[0]
+    _path, shape = lan["directions"].get((other, node), (None, lan["shape"]))
+    return {"to_node": _shape_dict(shape), "from_node": None}
+
+
+def kernel_features(plan):
+    """What the plan needs from each host's kernel, for the preflight."""
+    from ansible_collections.testbed.containers.plugins.module_utils.shaping import Shape, needed_features
+    shapes = [(Shape(**i["to_node"]) if i.get("to_node") else None, Shape(**i["from_node"]) if i.get("from_node")
+               else None) for node in plan["nodes"].values() for i in node["interfaces"]]
+    return ["bridge", "veth"] + needed_features(shapes)
+
+
 def hosts_entries(plan):
     """[address, name] pairs: NODE-LAN for each attachment, NODE on its lowest ethN (decision 5)."""
     entries = []
@@ -282,6 +315,21 @@ def slice_of(plan, host):
     return [n for n, node in plan["nodes"].items() if node["host"] == host]
 
 
+def _unique(items):
+    seen = set()
+    return [i for i in items if not (i in seen or seen.add(i))]
+
+
+def controller_keys(ssh_dir="~/.ssh"):
+    """The public keys of the user running the playbook (``~/.ssh/id_*.pub``)."""
+    import glob
+    keys = []
+    for path in sorted(glob.glob(os.path.join(os.path.expanduser(ssh_dir), "id_*.pub"))):
+        with open(path) as f:
+            keys.extend(line.strip() for line in f if line.strip())
+    return keys
+
+
 def load_and_plan(path, hosts, record_dir=None):
     """Read the experiment file at ``path`` and plan it, keeping the recorded earlier swap-in."""
     import yaml  # imported here so the pure planner does not need PyYAML
@@ -300,4 +348,4 @@ def load_and_plan(path, hosts, record_dir=None):
         if isinstance(project, str) and isinstance(name, str):
             record = report.read_record(record_dir, project, name)
             previous = record.get("plan") if record else None
-    return make_plan(doc, hosts, previous)
+    return make_plan(doc, hosts, previous, controller_keys())

@@ -15,7 +15,7 @@ __metaclass__ = type
 import os
 import shutil
 
-from ansible_collections.testbed.containers.plugins.module_utils import netlink
+from ansible_collections.testbed.containers.plugins.module_utils import netlink, shaping
 
 KERNEL_OPTIONS = {
     "bridge": "CONFIG_BRIDGE",
@@ -43,13 +43,19 @@ PROBES = {"bridge": _probe_link, "veth": _probe_link}
 def missing_features(features):
     """The features of ``features`` this host lacks, as (feature, kernel option) pairs."""
     missing = []
+    tc_features = [f for f in features if f in shaping.KERNEL_OPTIONS]
+    known = sorted(set(PROBES) | set(shaping.KERNEL_OPTIONS))
     with netlink.IPRoute() as ipr:
         for feature in features:
+            if feature in tc_features:
+                continue
             probe = PROBES.get(feature)
             if probe is None:
-                raise ValueError("unknown kernel feature %r; known: %s" % (feature, ", ".join(sorted(PROBES))))
+                raise ValueError("unknown kernel feature %r; known: %s" % (feature, ", ".join(known)))
             if not probe(ipr, feature):
                 missing.append((feature, KERNEL_OPTIONS[feature]))
+        if tc_features:
+            missing.extend(shaping.missing_shaping_features(ipr, tc_features))
     return missing
 
 

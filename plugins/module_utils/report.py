@@ -11,7 +11,7 @@ import json
 import os
 
 COLUMNS = (("node", "NODE"), ("host", "HOST"), ("state", "STATE"), ("container", "CONTAINER"),
-           ("interfaces", "INTERFACES"))
+           ("interfaces", "INTERFACES"), ("ssh", "SSH"))
 
 
 def record_path(record_dir, project, name):
@@ -67,7 +67,8 @@ def table(record):
         ifaces = " ".join("%s=%s/%s(%s)" % (i["ifname"], i["address"], i["prefixlen"], i["lan"])
                           for i in node.get("interfaces", []))
         rows.append({"node": node["node"], "host": node.get("host", ""), "state": node.get("state", ""),
-                     "container": node.get("container", ""), "interfaces": ifaces or "-"})
+                     "container": node.get("container", ""), "interfaces": ifaces or "-",
+                     "ssh": node.get("ssh", "-")})
     widths = dict((key, max([len(title)] + [len(str(r[key])) for r in rows])) for key, title in COLUMNS)
     lines = ["  ".join(title.ljust(widths[key]) for key, title in COLUMNS).rstrip()]
     for r in rows:

@@ -16,7 +16,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -25,7 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.testbed.containers.plugins.module_utils import engine, firewall, names, netlink
+from ansible_collections.testbed.containers.plugins.module_utils import control, engine, firewall, names, netlink, shaping
 from ansible_collections.testbed.containers.plugins.module_utils.plan import hosts_file, slice_of
 
 DEFAULT_STATE_DIR = "/var/lib/testbed"
@@ -55,7 +54,6 @@ class Paths:
         self.root = os.path.join(state_dir, "experiments", project, name)
         self.record = os.path.join(self.root, "record.json")
         self.lock = os.path.join(state_dir, "locks", "%s.%s.lock" % (project, name))
-        self.host_lock = os.path.join(state_dir, "locks", "host.lock")
 
     def node_dir(self, node):
         return os.path.join(self.root, "nodes", node)
@@ -102,12 +100,17 @@ def write_in_place(path, text, dry_run=False):
 class Slice:
     """The part of ``plan`` placed on ``host``."""
 
-    def __init__(self, plan, host, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=8):
+    def __init__(self, plan, host, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=8, control_settings=None,
+                 public_address=None):
         self.plan, self.host, self.dry_run, self.workers = plan, host, dry_run, workers
         self.project, self.name = plan["project"], plan["name"]
+        self.state_dir = state_dir
         self.paths = Paths(state_dir, self.project, self.name)
         self.nodes = slice_of(plan, host)
         self.lans = [n for n, lan in plan["lans"].items() if host in lan["hosts"]]
+        self.control = control.settings(control_settings)
+        self.public_address = public_address or host
+        self.owner = firewall.experiment_owner(self.project, self.name)
         self.ops = []
         self._ops_lock = threading.Lock()
         self._local = threading.local()
@@ -115,6 +118,10 @@ class Slice:
     def _op(self, text):
         with self._ops_lock:
             self.ops.append(text)
+
+    def _ops(self, ops):
+        for op in ops:
+            self._op(op)
 
     def _host_ipr(self):
         if getattr(self._local, "ipr", None) is None:
@@ -129,33 +136,33 @@ class Slice:
                 record = read_record(self.paths) or {}
                 record.update(self._record_head(), state="converging")
                 write_record(self.paths, record)
-            with file_lock(self.paths.host_lock):
-                for op in engine.ensure_control_network(cli, self.dry_run):
-                    self._op(op)
+            allocations = self._allocate(cli)
             actual = engine.list_nodes(cli, self.project, self.name)
             self._remove_stale_nodes(actual)
             with netlink.IPRoute() as ipr:
                 host_links = netlink.owned_links(ipr, self.plan["prefix"])
                 self._remove_stale_links(ipr, host_links)
+                created = len(self.ops)
                 bridges = self._ensure_bridges(ipr, host_links)
-                host_links = netlink.owned_links(ipr, self.plan["prefix"])
-            with file_lock(self.paths.host_lock):
-                for op in firewall.ensure_lan_rules([self.plan["lans"][lan]["bridge"] for lan in self.lans],
-                                                    names.firewall_comment(self.project, self.name), self.dry_run):
-                    self._op(op)
+                if len(self.ops) != created:
+                    host_links = netlink.owned_links(ipr, self.plan["prefix"])
             for node in self.nodes:
                 if write_in_place(self.paths.hosts(node), hosts_file(self.plan, node), self.dry_run):
                     self._op("write %s hosts file" % node)
-            results = {}
+                keys = "".join(k.strip() + "\n" for k in self.plan.get("ssh_keys", []))
+                if write_in_place(os.path.join(self.paths.node_dir(node), "authorized_keys"), keys, self.dry_run):
+                    self._op("write %s authorized_keys" % node)
+            results, errors = {}, []
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                futures = dict((node, pool.submit(self._converge_node, cli, node, actual.get(node),
-                                                  image_ids, bridges, host_links)) for node in self.nodes)
-                errors = []
+                futures = dict((node, pool.submit(self._converge_node, cli, node, actual.get(node), image_ids,
+                                                  bridges, host_links, allocations[node])) for node in self.nodes)
                 for node, fut in futures.items():
                     try:
                         results[node] = fut.result()
                     except Exception as exc:  # reported together, after every node had its go
                         errors.append("node %s: %s" % (node, exc))
+            self._ensure_shaping(results)
+            self._ensure_control_plane(results)
             if errors:
                 raise SliceError("; ".join(errors))
             record = self._record_head()
@@ -163,6 +170,52 @@ class Slice:
             if not self.dry_run:
                 write_record(self.paths, record)
             return record
+
+    def _allocate(self, cli):
+        """Control network, then each node's control address, exec address and SSH port."""
+        details = dict((node, {"container": self.plan["nodes"][node]["container"],
+                               "keys_file": os.path.join(self.paths.node_dir(node), "authorized_keys")})
+                       for node in self.nodes)
+        with file_lock(control.host_lock_path(self.control)):
+            ops, subnet = engine.ensure_control_network(cli, self.control["control_subnet"], self.dry_run)
+            self._ops(ops)
+            state = control.load_state(self.control)
+            control.release(state, self.project, self.name, keep=self.nodes)
+            allocations = control.allocate(state, self.project, self.name, details, self.control, subnet)
+            if not self.dry_run:
+                control.save_state(self.control, state)
+        return allocations
+
+    def _ensure_shaping(self, results):
+        """tc on the host end of every attachment of the nodes that are up (one qdisc dump)."""
+        attachments = []
+        for node in self.nodes:
+            if node not in results or "pid" not in results[node]:
+                continue
+            for iface in self.plan["nodes"][node]["interfaces"]:
+                attachments.append({"veth": iface["veth"], "to_node": iface.get("to_node"),
+                                    "from_node": iface.get("from_node"),
+                                    "alias": names.alias(self.project, self.name, iface["lan"], node)})
+        if not attachments:
+            return
+        with netlink.IPRoute() as ipr:
+            self._ops(shaping.apply_many(ipr, attachments, self.dry_run))
+
+    def _ensure_control_plane(self, results):
+        """Firewall rules (LANs, SSH ports, anti-spoofing), exec addresses and the exec sshd."""
+        desired = {firewall.LAN_CHAIN: firewall.lan_rules([self.plan["lans"][lan]["bridge"] for lan in self.lans])}
+        for node, result in sorted(results.items()):
+            alloc = dict(result["allocation"], exec_port=self.control["exec_port"])
+            for chain, rules in control.node_rules(alloc, result.get("control_veth"),
+                                                   result.get("control_mac")).items():
+                desired.setdefault(chain, []).extend(rules)
+        with file_lock(control.host_lock_path(self.control)):
+            self._ops(firewall.ensure_rules(self.owner, desired, self.dry_run))
+            self._ops(firewall.ensure_rules(control.HOST_OWNER, control.host_rules(self.control), self.dry_run))
+            state = control.load_state(self.control)
+            with netlink.IPRoute() as ipr:
+                self._ops(control.ensure_exec_addresses(ipr, state, self.control, self.dry_run))
+            self._ops(control.ensure_sshd(state, self.control, self.dry_run))
 
     def _record_head(self):
         return {"version": RECORD_VERSION, "project": self.project, "name": self.name, "host": self.host,
@@ -179,7 +232,10 @@ class Slice:
     def _remove_stale_links(self, ipr, host_links):
         wanted = set(self.plan["lans"][lan]["bridge"] for lan in self.lans)
         for node in self.nodes:
-            wanted.update(i["veth"] for i in self.plan["nodes"][node]["interfaces"])
+            for iface in self.plan["nodes"][node]["interfaces"]:
+                wanted.add(iface["veth"])
+                if iface.get("from_node"):
+                    wanted.add(shaping.ifb_name(iface["veth"]))
         owner = names.alias_prefix(self.project, self.name)
         for link_name, info in sorted(host_links.items()):
             if link_name in wanted:
@@ -206,10 +262,13 @@ class Slice:
             indexes[lan] = ipr.link_lookup(ifname=bridge)[0]
         return indexes
 
-    def _converge_node(self, cli, node_name, ctr, image_ids, bridges, host_links):
+    def _converge_node(self, cli, node_name, ctr, image_ids, bridges, host_links, allocation):
         node = self.plan["nodes"][node_name]
         kwargs, digest = engine.container_spec(self.plan, node_name, image_ids[node["image"]],
-                                               self.paths.hosts(node_name))
+                                               self.paths.hosts(node_name), allocation["address"])
+        result = {"container_name": node["container"], "allocation": allocation,
+                  "control_address": allocation["address"], "ssh_port": allocation["port"],
+                  "ssh": "ssh -p %d root@%s" % (allocation["port"], self.public_address)}
         if ctr is not None and ctr.labels.get(names.LABEL_CONFIG) != digest:
             self._op("recreate node %s (its settings changed)" % node_name)
             if not self.dry_run:
@@ -218,22 +277,26 @@ class Slice:
         if ctr is None:
             self._op("create node %s" % node_name)
             if self.dry_run:
-                return {"container": None}
+                return result
             ctr = cli.containers.create(**kwargs)
-        if ctr.status != "running" or engine.container_pid(ctr) is None:
+        pid = engine.container_pid(ctr) if ctr.status == "running" else None
+        if pid is None:
             self._op("start node %s" % node_name)
             if self.dry_run:
-                return {"container": ctr.id}
-            ctr.start()
-        pid = engine.container_pid(ctr)
+                return dict(result, container=ctr.id)
+            cli.api.start(ctr.id)
+            pid = engine.container_pid(ctr)
         if pid is None:
-            raise SliceError("container %s is not running after start (state %s): check its image and command"
-                             % (node["container"], ctr.attrs.get("State", {}).get("Status")))
-        self.plumb(node_name, pid, bridges, host_links)
-        return {"container": ctr.id, "pid": pid, "container_name": node["container"]}
+            raise SliceError("container %s is not running after start: its main process exited; check its image "
+                             "and command (docker logs %s)" % (node["container"], node["container"]))
+        control_veth, control_mac = self.plumb(node_name, pid, bridges, host_links)
+        return dict(result, container=ctr.id, pid=pid, control_veth=control_veth, control_mac=control_mac)
 
     def plumb(self, node_name, pid, bridges, host_links):
-        """Interfaces, addresses and routes of one running node; idempotent."""
+        """Interfaces, addresses and routes of one running node; idempotent.
+
+        Returns the host-side name and the MAC of the node's control interface (eth0).
+        """
         node = self.plan["nodes"][node_name]
         host = self._host_ipr()
         with netlink.node_netns(pid) as ns:
@@ -248,9 +311,33 @@ class Slice:
                 self._op("%s: %s" % (node_name, op))
             for op in netlink.ensure_routes(ns, node["routes"], self.dry_run):
                 self._op("%s: %s" % (node_name, op))
+            eth0 = ns_links.get("eth0")
+        if eth0 is None or not eth0["link"]:
+            return None, None
+        peer = host.get_links(eth0["link"])
+        return (netlink.attr(peer[0], "IFLA_IFNAME") if peer else None), eth0["mac"]
 
 
-def teardown(project, name, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=8):
+def release_control(project, name, cfg, dry_run=False):
+    """Give back the experiment's ports and addresses; stop the exec sshd when no node is left."""
+    state = control.load_state(cfg)
+    gone = control.release(state, project, name)
+    ops = ["release SSH port and control address of %s" % key for key in gone]
+    if dry_run:
+        return ops
+    if gone:
+        control.save_state(cfg, state)
+    with netlink.IPRoute() as ipr:
+        ops.extend(control.ensure_exec_addresses(ipr, state, cfg))
+    if state["nodes"]:
+        ops.extend(control.ensure_sshd(state, cfg))
+    else:
+        ops.extend(control.stop_sshd(cfg))
+        ops.extend(firewall.remove_rules(control.HOST_OWNER))
+    return ops
+
+
+def teardown(project, name, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=8, control_settings=None):
     """Remove everything the experiment owns on this host: found by label, name prefix and comment."""
     paths = Paths(state_dir, project, name)
     ops = []
@@ -267,22 +354,18 @@ def teardown(project, name, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=
                 if not info["alias"].startswith(owner):
                     raise SliceError("interface %s has this experiment's name prefix but belongs to %r: "
                                      "refusing to remove it" % (link_name, info["alias"]))
-                ops.append("remove %s %s (%s)" % (info["kind"] or "link", link_name, info["alias"]))
-                if not dry_run:
-                    netlink.delete_link(ipr, link_name)
-        with file_lock(paths.host_lock):
-            ops.extend(firewall.remove_rules(names.firewall_comment(project, name), dry_run))
+                if dry_run or netlink.delete_link(ipr, link_name):
+                    ops.append("remove %s %s (%s)" % (info["kind"] or "link", link_name, info["alias"]))
+        cfg = control.settings(control_settings)
+        with file_lock(control.host_lock_path(cfg)):
+            ops.extend(firewall.remove_rules(firewall.experiment_owner(project, name), dry_run))
+            ops.extend(release_control(project, name, cfg, dry_run))
         if os.path.exists(paths.root):
             ops.append("remove state %s" % paths.root)
             if not dry_run:
                 shutil.rmtree(paths.root)
                 _remove_empty_parents(paths.root, state_dir)
-    if not dry_run:
-        try:
-            os.unlink(paths.lock)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
+    # The lock file stays: unlinking it would let a waiting converge hold a lock on a deleted file.
     return ops
 
 
@@ -321,5 +404,9 @@ def status(project, name, state_dir=DEFAULT_STATE_DIR):
             plumbed = all(i["ifname"] in have for i in node["interfaces"])
             entry["state"] = "booted" if plumbed else "running"
             entry["container_id"] = ctr.id
+        recorded = (record.get("nodes") or {}).get(node_name) or {}
+        for key in ("ssh", "control_address", "ssh_port"):
+            if key in recorded:
+                entry[key] = recorded[key]
         report[node_name] = entry
     return report

@@ -131,7 +131,7 @@ def parse_loss(value):
         try:
             number = float(text[:-1] if percent else text)
         except ValueError:
-            raise ValueError("invalid loss %r: expected %s" % (value, LOSS_FORMS))
+            raise ValueError("invalid loss %r: expected %s" % (value, LOSS_FORMS)) from None
         probability = number / 100.0 if percent else number
     else:
         raise ValueError("invalid loss %r: expected %s" % (value, LOSS_FORMS))

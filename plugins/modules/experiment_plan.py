@@ -17,7 +17,7 @@ description:
     subnets, addresses, MAC addresses, interface numbers, placement, static routes and
     C(/etc/hosts) entries.
   - Pure and deterministic; creates nothing. Runs on the controller.
-  - Every validation error names the field path, for example C(lans.lan0.members[2]: unknown node 'srv').
+  - "Every validation error names the field path, for example C(lans.lan0.members[2]: unknown node 'srv')."
   - When a record of an earlier swap-in exists under O(record_dir), the plan keeps that
     swap-in's placement, interface numbers, subnets and addresses for what did not change.
 options:
@@ -34,8 +34,19 @@ options:
     description: Directory of the controller's experiment records.
     type: path
     default: ~/.testbed/experiments
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Planning reads files only; check mode returns the same plan.
+  diff_mode:
+    support: none
+    details: The plan is returned, not a diff.
+  platform:
+    platforms: posix
 author:
-  - testbed.containers contributors
+  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -42,8 +42,18 @@ options:
     description: Write the record (false only reports, as status does).
     type: bool
     default: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Check mode reports whether the record would change and writes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 author:
-  - testbed.containers contributors
+  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

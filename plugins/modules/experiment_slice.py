@@ -54,8 +54,30 @@ options:
     description: Nodes converged at the same time.
     type: int
     default: 8
+  public_address:
+    description: The address people use to reach this host; shown in each node's C(ssh -p PORT root@ADDRESS).
+    type: str
+  control:
+    description:
+      - Settings of the host's control network; every key is optional.
+      - C(control_subnet) (default C(172.30.0.0/16)) is the subnet of the Docker network C(dockercnet).
+      - C(ssh_ports) (default C([30000, 39999])) is the range of public SSH ports of the nodes.
+      - C(exec_subnet) (default C(169.254.240.0/20)) holds one local address per node for exec-style SSH.
+      - C(exec_port) (default C(2222)) is the port of the host's exec-style sshd.
+    type: dict
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Check mode returns in RV(operations) what would be done and changes nothing.
+  diff_mode:
+    support: full
+    details: The diff lists the operations done (or, in check mode, that would be done).
+  platform:
+    platforms: posix
 author:
-  - testbed.containers contributors
+  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -103,6 +125,8 @@ def main():
             state=dict(type="str", choices=["present", "absent"], default="present"),
             state_dir=dict(type="path", default="/var/lib/testbed"),
             workers=dict(type="int", default=8),
+            public_address=dict(type="str"),
+            control=dict(type="dict"),
         ),
         required_if=[("state", "present", ("plan",))],
         required_one_of=[("plan", "name")],
@@ -117,14 +141,15 @@ def main():
     try:
         if params["state"] == "present":
             slice_ = Slice(params["plan"], params["host"], params["state_dir"], module.check_mode,
-                           max(1, params["workers"]))
+                           max(1, params["workers"]), params["control"], params["public_address"])
             record = slice_.converge()
             ops, extra = slice_.ops, {"record": record}
         else:
             plan = params["plan"] or {}
             project = params["project"] or plan.get("project")
             name = params["name"] or plan.get("name")
-            ops, extra = teardown(project, name, params["state_dir"], module.check_mode, max(1, params["workers"])), {}
+            ops, extra = teardown(project, name, params["state_dir"], module.check_mode, max(1, params["workers"]),
+                                  params["control"]), {}
     except Exception as exc:
         module.fail_json(msg="%s: %s" % (params["host"], exc), exception=traceback.format_exc())
     module.exit_json(changed=bool(ops), operations=ops, diff={"before": "", "after": "\n".join(ops)}, **extra)

@@ -33,8 +33,18 @@ options:
     description: Where the host keeps experiment records.
     type: path
     default: /var/lib/testbed
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reads only.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 author:
-  - testbed.containers contributors
+  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

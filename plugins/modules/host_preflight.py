@@ -27,8 +27,18 @@ options:
     type: list
     elements: str
     default: [bridge, veth]
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Probes create and delete throwaway kernel objects in check mode too; nothing is left behind.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 author:
-  - testbed.containers contributors
+  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -87,7 +87,8 @@ def test_three_nodes_ping_across_lans_by_name_and_teardown_leaves_nothing(playbo
         server = [n for n in record["nodes"] if n["node"] == "server"][0]
         assert server["interfaces"][0]["address"] == "10.9.1.20"
         assert server["container_id"] == inspect["Id"]
-        new_links = [link for link in host_links() if link not in before["links"] and link.startswith("tb")]
+        new_links = [link for link in host_links() if link not in before["links"]
+                     and link.startswith(kernel_prefix(PROJECT, "ping"))]
         assert len(new_links) == 2 + 4  # two bridges, four veths (plus Docker's own for eth0)
         assert all(len(link) <= 15 for link in new_links)
         for link in new_links:

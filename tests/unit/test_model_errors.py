@@ -16,7 +16,7 @@ HOSTS = ["h1", "h2"]
 HINT = model.NAME_HINT
 IMG = {"image": "img"}
 NODE_KEYS = "augment, command, cpus, env, forwarding, host, image, memory"
-TOP_KEYS = "addressing, defaults, lans, links, name, nodes, project, routing"
+TOP_KEYS = "addressing, defaults, lans, links, name, nodes, project, routing, ssh_keys"
 
 
 def exp(nodes=None, lans=None, links=None, **top):
@@ -154,11 +154,20 @@ CASES = [
      ["lans.0lan: " + bad_name("0lan", "lan")]),
     ("link-name-underscore", exp(links={"r_b": {"endpoints": ["r", "b"]}}), HOSTS,
      ["links.r_b: " + bad_name("r_b", "link")]),
-    ("lan-unknown-key", exp(lans={"lan0": {"members": ["a"], "bandwidth": "10m"}}), HOSTS,
-     ["lans.lan0.bandwidth: unknown key; allowed keys: members, subnet"]),
+    ("lan-unknown-key", exp(lans={"lan0": {"members": ["a"], "colour": "red"}}), HOSTS,
+     ["lans.lan0.colour: unknown key; allowed keys: bandwidth, delay, jitter, loss, members, queue, subnet"]),
+    ("lan-bad-bandwidth-unit", exp(lans={"lan0": {"members": ["a"], "bandwidth": "10m"}}), HOSTS,
+     ["lans.lan0.bandwidth: invalid rate '10m': unknown unit 'm'; expected a rate such as 10mbit, 100kbit, "
+      "1gbit, 500bit, 10Mbit/s or 2mbps (bytes/s, as in tc); units bit, kbit, mbit, gbit, tbit (powers of 1000), "
+      "kibit..tibit (powers of 1024), bps, kbps, mbps, gbps (bytes per second); a bare number is bit/s"]),
+    ("link-direction-names-no-endpoint", exp(links={"l1": {"endpoints": ["r", "b"], "r_to_a": {"bandwidth": "1mbit"}}}),
+     HOSTS, ["links.l1.r_to_a: names no direction of this link: use r_to_b or b_to_r"]),
+    ("link-direction-unknown-key", exp(links={"l1": {"endpoints": ["r", "b"], "r_to_b": {"rate": "1mbit"}}}),
+     HOSTS, ["links.l1.r_to_b.rate: unknown key; allowed keys: bandwidth, delay, jitter, loss, queue"]),
     ("lan-without-members", exp(lans={"lan0": {"subnet": "10.9.1.0/24"}}), HOSTS, ["lans.lan0.members: is required"]),
     ("link-with-members-key", exp(links={"l1": {"members": ["r", "b"]}}), HOSTS,
-     ["links.l1.members: unknown key; allowed keys: endpoints, subnet", "links.l1.endpoints: is required"]),
+     ["links.l1.members: unknown key; allowed keys: bandwidth, delay, endpoints, jitter, loss, queue, subnet",
+      "links.l1.endpoints: is required"]),
     ("members-not-a-list", lan0("a"), HOSTS, ["lans.lan0.members: must be a list of node names, got a string"]),
     ("members-a-mapping", lan0({"a": None}), HOSTS, ["lans.lan0.members: must be a list of node names, got a mapping"]),
     ("members-empty", lan0([]), HOSTS, ["lans.lan0.members: must list at least one node"]),

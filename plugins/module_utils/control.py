@@ -1,0 +1,313 @@
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The control network of a physical host: control addresses, SSH ports, exec-style SSH.
+
+Host-local values (a node's control address on ``dockercnet``, its public SSH port, its
+exec address) are allocated here, under the host lock, and kept in one JSON file per host
+(decision 4): a node keeps its allocation for its life, and two experiments, or two
+playbook runs at once, never get the same port or address.
+
+SSH into a node works for every image, augmented or not, the Emulab "exec" way: the host
+runs one sshd of ours; each node's public port is DNATed to a distinct address on a dummy
+interface (``tbexec0``), and ``Match LocalAddress`` picks the node, whose ``ForceCommand``
+runs ``docker exec`` into it (decision 10: one sshd listens on at most 16 sockets, so one
+socket and many local addresses instead of one port per node).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+
+from ansible_collections.testbed.containers.plugins.module_utils import netlink
+
+DEFAULTS = {
+    "control_subnet": "172.30.0.0/16",
+    "ssh_ports": [30000, 39999],
+    "exec_subnet": "169.254.240.0/20",
+    "exec_port": 2222,
+    "exec_interface": "tbexec0",
+    "docker": "/usr/bin/docker",
+    # Host-wide state (allocations, the exec sshd, the host lock): one place per host, whatever
+    # directory each experiment's records use, so every experiment sees every allocation.
+    "host_dir": "/var/lib/testbed",
+}
+STATE_VERSION = 1
+HOST_OWNER = "testbed:host"
+
+
+class ControlError(Exception):
+    pass
+
+
+def settings(overrides=None):
+    cfg = dict(DEFAULTS)
+    cfg.update(dict((k, v) for k, v in (overrides or {}).items() if v is not None))
+    return cfg
+
+
+def state_path(cfg):
+    return os.path.join(cfg["host_dir"], "control.json")
+
+
+def host_lock_path(cfg):
+    return os.path.join(cfg["host_dir"], "locks", "host.lock")
+
+
+def load_state(cfg):
+    try:
+        with open(state_path(cfg)) as f:
+            state = json.load(f)
+    except (IOError, OSError, ValueError):
+        state = {}
+    state.setdefault("version", STATE_VERSION)
+    state.setdefault("nodes", {})
+    return state
+
+
+def save_state(cfg, state):
+    os.makedirs(cfg["host_dir"], exist_ok=True)
+    tmp = state_path(cfg) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f, indent=1, sort_keys=True)
+    os.rename(tmp, state_path(cfg))
+
+
+def node_key(project, name, node):
+    return "%s/%s/%s" % (project, name, node)
+
+
+def allocate(state, project, name, nodes, cfg, control_subnet):
+    """Give every node of ``nodes`` (node -> {container, keys_file}) a control address, an exec
+    address and an SSH port.
+
+    Earlier allocations are kept; new ones take the lowest free value.  Returns
+    {node: allocation}; ``state`` is updated in place.
+    """
+    control_net = ipaddress.ip_network(control_subnet)
+    exec_net = ipaddress.ip_network(cfg["exec_subnet"])
+    low, high = cfg["ssh_ports"]
+    used = {"address": set(), "exec_address": set(), "port": set()}
+    for entry in state["nodes"].values():
+        for key in used:
+            used[key].add(entry.get(key))
+    reserved = set([control_net.network_address + 1])  # dockercnet's gateway
+
+    def first_free(candidates, key):
+        for value in candidates:
+            if value not in used[key]:
+                used[key].add(value)
+                return value
+        return None
+
+    result = {}
+    for node in nodes:
+        key = node_key(project, name, node)
+        entry = state["nodes"].get(key)
+        if entry and ipaddress.ip_address(entry["address"]) in control_net \
+                and ipaddress.ip_address(entry["exec_address"]) in exec_net and low <= entry["port"] <= high:
+            entry.update(nodes[node])
+            result[node] = entry
+            continue
+        address = first_free((str(a) for a in control_net.hosts() if a not in reserved), "address")
+        exec_address = first_free((str(a) for a in exec_net.hosts()), "exec_address")
+        port = first_free(range(low, high + 1), "port")
+        if address is None or exec_address is None or port is None:
+            raise ControlError("no free %s left for node %s: widen %s" % (
+                "control address" if address is None else "exec address" if exec_address is None else "SSH port",
+                key, "control_subnet" if address is None else "exec_subnet" if exec_address is None else "ssh_ports"))
+        entry = dict(nodes[node], address=address, exec_address=exec_address, port=port)
+        state["nodes"][key] = entry
+        result[node] = entry
+    return result
+
+
+def release(state, project, name, keep=()):
+    """Forget the allocations of the experiment's nodes not in ``keep``; returns the keys."""
+    prefix = "%s/%s/" % (project, name)
+    gone = [k for k in state["nodes"] if k.startswith(prefix) and k[len(prefix):] not in keep]
+    for key in gone:
+        del state["nodes"][key]
+    return gone
+
+
+# --- exec-style SSH ---------------------------------------------------------------
+
+def sshd_dir(cfg):
+    return os.path.join(cfg["host_dir"], "sshd")
+
+
+EXEC_WRAPPER = """#!/bin/sh
+# ForceCommand of the testbed's exec-style sshd: a shell (or the given command) in the node.
+node="$1"
+tty=""
+[ -t 0 ] && tty="-t"
+shell=sh
+if ! %(docker)s exec "$node" sh -c true >/dev/null 2>&1; then shell=/.testbed/bin/sh; fi
+if [ -n "$SSH_ORIGINAL_COMMAND" ]; then
+  exec %(docker)s exec -i $tty "$node" "$shell" -c "$SSH_ORIGINAL_COMMAND"
+fi
+exec %(docker)s exec -i $tty "$node" "$shell" -l
+"""
+
+
+def sshd_config(state, cfg):
+    """The text of our sshd's configuration: one Match block per node."""
+    base = sshd_dir(cfg)
+    lines = [
+        "# Written by testbed.containers: exec-style SSH into experiment nodes.",
+        "Port %d" % cfg["exec_port"],
+        "ListenAddress 0.0.0.0",
+        "HostKey %s/ssh_host_ed25519_key" % base,
+        "PidFile %s/sshd.pid" % base,
+        "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "AuthorizedKeysFile none",
+        "AllowTcpForwarding no",
+        "AllowAgentForwarding no",
+        "AllowStreamLocalForwarding no",
+        "X11Forwarding no",
+        "PermitTunnel no",
+        "PermitUserEnvironment no",
+        "UsePAM no",
+        "PrintMotd no",
+        "LogLevel INFO",
+    ]
+    for _key, entry in sorted(state["nodes"].items()):
+        lines += [
+            "",
+            "Match LocalAddress %s User root" % entry["exec_address"],
+            "    AuthorizedKeysFile %s" % entry["keys_file"],
+            "    ForceCommand %s/exec-node %s" % (base, entry["container"]),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _write_if_changed(path, text, mode=0o644):
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return False
+    except (IOError, OSError):
+        pass
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.rename(tmp, path)
+    return True
+
+
+def _sshd_pid(base):
+    try:
+        with open(os.path.join(base, "sshd.pid")) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+        return pid
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def ensure_sshd(state, cfg, dry_run=False):
+    """Config, host key, wrapper written; sshd running (started, or reloaded on change)."""
+    base = sshd_dir(cfg)
+    ops = []
+    config = sshd_config(state, cfg)
+    if dry_run:
+        return ops
+    os.makedirs(base, mode=0o755, exist_ok=True)
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    key = os.path.join(base, "ssh_host_ed25519_key")
+    if not os.path.exists(key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+        ops.append("create exec sshd host key")
+    _write_if_changed(os.path.join(base, "exec-node"), EXEC_WRAPPER % cfg, 0o755)
+    changed = _write_if_changed(os.path.join(base, "sshd_config"), config)
+    proc = subprocess.run(["/usr/sbin/sshd", "-t", "-f", os.path.join(base, "sshd_config")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+    if proc.returncode != 0:
+        raise ControlError("exec sshd configuration is invalid: %s" % proc.stdout.strip())
+    pid = _sshd_pid(base)
+    if pid is None:
+        subprocess.run(["/usr/sbin/sshd", "-f", os.path.join(base, "sshd_config")], check=True)
+        ops.append("start exec sshd on port %d" % cfg["exec_port"])
+    elif changed:
+        os.kill(pid, signal.SIGHUP)
+        ops.append("reload exec sshd")
+    return ops
+
+
+def stop_sshd(cfg):
+    base = sshd_dir(cfg)
+    pid = _sshd_pid(base)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        return ["stop exec sshd"]
+    return []
+
+
+def ensure_exec_addresses(ipr, state, cfg, dry_run=False):
+    """The dummy interface carries exactly the exec addresses of the allocated nodes."""
+    ops = []
+    ifname = cfg["exec_interface"]
+    want = set(e["exec_address"] for e in state["nodes"].values())
+    idx = ipr.link_lookup(ifname=ifname)
+    if not want:
+        if idx:
+            ops.append("remove %s" % ifname)
+            if not dry_run:
+                netlink.delete_link(ipr, ifname)
+        return ops
+    if not idx:
+        ops.append("create %s" % ifname)
+        if dry_run:
+            return ops
+        try:
+            ipr.link("add", ifname=ifname, kind="dummy")
+        except netlink.NetlinkError as exc:
+            if exc.code != errno.EOPNOTSUPP:
+                raise
+            ipr.link("add", ifname=ifname, kind="bridge")  # a kernel without dummy: a portless bridge
+        idx = ipr.link_lookup(ifname=ifname)
+        ipr.link("set", index=idx[0], state="up", ifalias="testbed:host/exec-ssh")
+    index = idx[0]
+    have = set(netlink.attr(a, "IFA_ADDRESS") for a in ipr.get_addr(index=index, family=2))
+    for address in sorted(have - want):
+        ops.append("remove exec address %s" % address)
+        if not dry_run:
+            ipr.addr("del", index=index, address=address, prefixlen=32)
+    for address in sorted(want - have):
+        ops.append("add exec address %s" % address)
+        if not dry_run:
+            try:
+                ipr.addr("add", index=index, address=address, prefixlen=32)
+            except netlink.NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
+    return ops
+
+
+def host_rules(cfg):
+    """Host-wide rules: the exec sshd answers only through a node's DNAT, never directly."""
+    return {("filter", "TESTBED-INPUT"): [
+        ["-p", "tcp", "--dport", str(cfg["exec_port"]), "!", "-d", cfg["exec_subnet"], "-j", "DROP"]]}
+
+
+def node_rules(alloc, veth, mac):
+    """Rules of one node: its SSH port, and anti-spoofing on its control interface."""
+    return {
+        ("nat", "TESTBED-SSH"): [["-p", "tcp", "--dport", str(alloc["port"]), "-j", "DNAT",
+                                  "--to-destination", "%s:%d" % (alloc["exec_address"], alloc["exec_port"])]],
+        ("filter", "TESTBED-SPOOF"): [
+            ["-m", "physdev", "--physdev-in", veth, "!", "-s", alloc["address"], "-j", "DROP"],
+            ["-m", "physdev", "--physdev-in", veth, "-m", "mac", "!", "--mac-source", mac, "-j", "DROP"],
+        ] if veth else [],
+    }

@@ -1,0 +1,154 @@
+"""The control network dockercnet: SSH through NAT, isolation between experiments, anti-spoofing.
+
+Real sshd, real iptables (nat and filter), real Docker network; traffic only to containers
+started here and to the dockercnet gateway (an address on our own bridge).
+"""
+import json
+import os
+import subprocess
+
+import pytest
+
+from helpers import BUSYBOX, DEBIAN, DOCKER, ROOT, VENV_BIN, dexec, sh
+
+PROJECT = "cntest"
+
+
+def experiment(name, project=PROJECT, keys=()):
+    return {
+        "name": name, "project": project, "ssh_keys": list(keys),
+        "nodes": {
+            "a": {"image": DEBIAN, "command": ["sleep", "infinity"], "augment": "none"},
+            "b": {"image": BUSYBOX, "command": ["sleep", "infinity"], "augment": "none"},
+        },
+        "lans": {"lan0": {"members": ["a", "b"], "subnet": "10.10.0.0/24"}},
+    }
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("keys") / "id_ed25519")
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path)
+    with open(path + ".pub") as f:
+        return path, f.read().strip()
+
+
+def ssh(port, key_path, command, user="root", host="localhost"):
+    return subprocess.run(["ssh", "-p", str(port), "-i", key_path, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                           "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                           "-o", "ConnectTimeout=5", "%s@%s" % (user, host), command],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=30,
+                          check=False)
+
+
+def node_entry(playbooks, project, name, node):
+    record = playbooks.record(project, name)
+    return [n for n in record["nodes"] if n["node"] == node][0]
+
+
+def gateway():
+    out = json.loads(sh(DOCKER, "network", "inspect", "dockercnet").stdout)[0]
+    return out["IPAM"]["Config"][0]["Gateway"] if out["IPAM"]["Config"][0].get("Gateway") else \
+        str(__import__("ipaddress").ip_network(out["IPAM"]["Config"][0]["Subnet"]).network_address + 1)
+
+
+def test_ssh_into_nodes_through_the_host_port_with_a_key(playbooks, key):
+    key_path, pub = key
+    path = playbooks.write(experiment("ssh", keys=[pub]))
+    try:
+        out = playbooks.swap_in(path).stdout
+        for node in ("a", "b"):
+            entry = node_entry(playbooks, PROJECT, "ssh", node)
+            assert entry["ssh"] == "ssh -p %d root@localhost" % entry["ssh_port"]
+            assert entry["ssh"] in out  # the table shows the command on the node's line
+            proc = ssh(entry["ssh_port"], key_path, "hostname; ip -o -4 addr show eth1")
+            assert proc.returncode == 0, proc.stderr
+            assert proc.stdout.splitlines()[0] == node
+            assert "10.10.0." in proc.stdout
+        # a key the experiment does not list is refused
+        other = os.path.join(playbooks.tmpdir, "other")
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other)
+        entry = node_entry(playbooks, PROJECT, "ssh", "a")
+        proc = ssh(entry["ssh_port"], other, "hostname")
+        assert proc.returncode != 0 and "Permission denied" in proc.stderr
+        # the exec sshd is not reachable directly, only through a node's port
+        proc = subprocess.run(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/2222 && head -c 4 <&3"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=20,
+                              check=False)
+        assert "SSH" not in proc.stdout
+    finally:
+        playbooks.teardown(path)
+
+
+def test_experiments_cannot_reach_each_other_on_the_control_network(playbooks):
+    path_x = playbooks.write(experiment("cnx"))
+    path_y = playbooks.write(experiment("cny"))
+    try:
+        playbooks.swap_in(path_x)
+        playbooks.swap_in(path_y)
+        x_a = node_entry(playbooks, PROJECT, "cnx", "a")
+        y_a = node_entry(playbooks, PROJECT, "cny", "a")
+        y_b = node_entry(playbooks, PROJECT, "cny", "b")
+        assert len(set([x_a["control_address"], y_a["control_address"], y_b["control_address"]])) == 3
+        # a TCP listener in each experiment
+        dexec(y_b["container_name"] if "container_name" in y_b else y_b["container"], "sh", "-c",
+              "nc -l -p 8080 -e echo hi >/dev/null 2>&1 &")
+        dexec(x_a["container"], "sh", "-c", "nc -l -p 8080 >/dev/null 2>&1 &")
+        # the gateway answers (the host's testbed services are reachable)...
+        gw = gateway()
+        assert dexec(x_a["container"], "ping", "-c", "1", "-W", "2", gw, check=False).returncode == 0
+        # ...but no node of the other experiment, by ICMP or TCP, in both directions
+        for src, dst in ((x_a, y_b), (x_a, y_a), (y_a, x_a), (y_b, x_a)):
+            proc = dexec(src["container"], "ping", "-c", "2", "-W", "1", dst["control_address"], check=False)
+            assert proc.returncode != 0, (src["node"], dst["node"], proc.stdout)
+            proc = dexec(src["container"], "sh", "-c", "timeout 3 nc -w 2 %s 8080 </dev/null; echo rc=$?"
+                         % dst["control_address"], check=False)
+            assert "hi" not in proc.stdout and "rc=0" not in proc.stdout, proc.stdout
+    finally:
+        playbooks.teardown(path_x)
+        playbooks.teardown(path_y)
+
+
+def test_a_node_cannot_send_from_an_address_or_mac_not_its_own(playbooks):
+    path = playbooks.write(experiment("spoof"))
+    try:
+        playbooks.swap_in(path)
+        node = node_entry(playbooks, PROJECT, "spoof", "a")
+        ctr, own = node["container"], node["control_address"]
+        gw = gateway()
+        assert dexec(ctr, "ping", "-c", "1", "-W", "2", "-I", own, gw, check=False).returncode == 0
+        # a second, forged address on eth0: its packets are dropped
+        forged = own.rsplit(".", 1)[0] + ".250"
+        dexec(ctr, "ip", "addr", "add", forged + "/32", "dev", "eth0")
+        proc = dexec(ctr, "ping", "-c", "3", "-W", "1", "-I", forged, gw, check=False)
+        assert proc.returncode != 0 and "100% packet loss" in proc.stdout, proc.stdout
+        dexec(ctr, "ip", "addr", "del", forged + "/32", "dev", "eth0")
+        # a forged MAC: dropped too, even with the node's own address
+        dexec(ctr, "ip", "link", "set", "eth0", "address", "02:de:ad:be:ef:01")
+        dexec(ctr, "ip", "neigh", "flush", "all", check=False)
+        proc = dexec(ctr, "ping", "-c", "3", "-W", "1", "-I", own, gw, check=False)
+        assert proc.returncode != 0 and "100% packet loss" in proc.stdout, proc.stdout
+    finally:
+        playbooks.teardown(path)
+
+
+def test_two_concurrent_swap_ins_get_distinct_ports_and_addresses(playbooks):
+    paths = [playbooks.write(experiment("conc%d" % i)) for i in range(2)]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
+    procs = [subprocess.Popen([os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/experiment.yml",
+                               "-e", "experiment=%s" % p, "-e", "testbed_state_dir=%s" % playbooks.state_dir,
+                               "-e", "testbed_record_dir=%s" % playbooks.record_dir],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True) for p in paths]
+    try:
+        outputs = [p.communicate(timeout=600)[0] for p in procs]
+        assert all(p.returncode == 0 for p in procs), outputs
+        entries = [node_entry(playbooks, PROJECT, "conc%d" % i, n) for i in range(2) for n in ("a", "b")]
+        assert len(set(e["ssh_port"] for e in entries)) == 4
+        assert len(set(e["control_address"] for e in entries)) == 4
+        for e in entries:
+            inspect = json.loads(sh(DOCKER, "inspect", e["container"]).stdout)[0]
+            assert inspect["NetworkSettings"]["Networks"]["dockercnet"]["IPAddress"] == e["control_address"]
+    finally:
+        for p in paths:
+            playbooks.teardown(p)

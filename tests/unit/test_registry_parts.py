@@ -1,0 +1,147 @@
+"""The registry's pure parts: settings checks, generated files, htpasswd, certificates, references."""
+import datetime
+import ipaddress
+import subprocess
+
+import pytest
+
+from ansible_collections.testbed.containers.plugins.module_utils import registry
+
+x509 = pytest.importorskip("cryptography.x509")
+
+
+def settings(**kw):
+    kw.setdefault("service", "supervisor")
+    kw.setdefault("password", "secret")
+    return registry.Settings(**kw)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.9.9.9", "::1"])
+def test_loopback_addresses_are_refused_with_the_reason(address):
+    with pytest.raises(registry.RegistryError, match="loopback.*insecure"):
+        settings(address=address)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"address": "0.0.0.0"}, "single listen address"),
+    ({"address": "registry.example"}, "not an IP address"),
+    ({"interface": "a-much-too-long-name"}, "longer than 15"),
+    ({"port": 0}, "out of range"),
+    ({"username": "a:b"}, "must not contain"),
+    ({"password": "x" * 73}, "72 bytes"),
+    ({"ca_cert": "/ca.crt"}, "go together"),
+    ({"tls_cert": "/s.crt", "tls_key": "/s.key"}, "needs ca_cert"),
+    ({"service": "runit"}, "auto, systemd or supervisor"),
+    ({"bcrypt_cost": 3}, "between 4 and 31"),
+])
+def test_bad_settings_say_what_is_wrong(kw, message):
+    with pytest.raises(registry.RegistryError, match=message):
+        settings(**kw)
+
+
+def test_registry_names_and_ipv6_brackets():
+    assert settings().registry == "198.18.255.1:5443"
+    assert settings(address="fd00::5", port=5000).registry == "[fd00::5]:5000"
+
+
+def test_config_listens_on_one_address_with_tls_and_htpasswd():
+    s = settings(address="198.18.255.7", port=5001, config_dir="/c", storage_dir="/s")
+    text = registry.render_config(s)
+    assert 'addr: "198.18.255.7:5001"' in text
+    assert 'certificate: "/c/tls/server.crt"' in text and 'key: "/c/tls/server.key"' in text
+    assert "htpasswd:" in text and 'path: "/c/htpasswd"' in text
+    assert 'rootdirectory: "/s"' in text
+
+
+def test_supervisor_script_is_valid_sh_and_drops_privileges():
+    s = settings(config_dir="/c", log_dir="/l", name="reg")
+    script = registry.render_supervisor(s)
+    assert subprocess.run(["sh", "-n"], input=script.encode(), check=False).returncode == 0
+    assert "setpriv --reuid='docker-registry'" in script
+    assert "'/usr/bin/docker-registry' serve '/c/config.yml'" in script
+    assert "setpriv" not in registry.render_supervisor(settings(user="root"))
+
+
+def test_systemd_unit_recreates_the_interface():
+    unit = registry.render_unit(settings(interface="tbreg0", address="198.18.255.1"))
+    assert "ExecStartPre=+-/usr/sbin/ip address add 198.18.255.1/32 dev tbreg0" in unit
+    assert "Restart=always" in unit and "User=docker-registry" in unit
+    assert "ExecStartPre" not in registry.render_unit(settings(interface=""))
+
+
+def test_htpasswd_matches_user_password_and_cost():
+    pytest.importorskip("bcrypt")
+    line = registry.htpasswd_line("testbed", "pw", cost=4)
+    assert line.startswith("testbed:$2b$04$") and line.endswith("\n")
+    assert registry.htpasswd_matches(line, "testbed", "pw", cost=4)
+    assert not registry.htpasswd_matches(line, "testbed", "pw", cost=5)
+    assert not registry.htpasswd_matches(line, "testbed", "other")
+    assert not registry.htpasswd_matches(line, "admin", "pw")
+    assert not registry.htpasswd_matches(line + line, "testbed", "pw")
+    assert not registry.htpasswd_matches("testbed:{SHA}abc\n", "testbed", "pw")
+
+
+def test_server_certificate_is_checked_for_san_issuer_and_key():
+    ca, ca_key = registry.make_ca("test CA", 30 + registry.RENEW_DAYS)
+    assert registry.ca_problem(ca, ca_key) is None
+    cert, key = registry.make_server_cert(ca, ca_key, "198.18.255.1", ["registry.testbed"], 90)
+    assert registry.server_cert_problem(cert, key, ca, "198.18.255.1", ["registry.testbed"]) is None
+    parsed = x509.load_pem_x509_certificate(cert.encode())
+    san = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("198.18.255.1")]
+    # a server certificate never outlives its CA
+    assert registry._not_after(parsed) <= registry._not_after(x509.load_pem_x509_certificate(ca.encode()))
+    assert "lacks 198.18.255.2" in registry.server_cert_problem(cert, key, ca, "198.18.255.2", ["registry.testbed"])
+    assert "lacks other.name" in registry.server_cert_problem(cert, key, ca, "198.18.255.1", ["other.name"])
+    other_ca, other_key = registry.make_ca("other CA", 3650)
+    assert registry.server_cert_problem(cert, key, other_ca, "198.18.255.1", []) == "not issued by the CA"
+    stray_key = registry.make_server_cert(ca, ca_key, "198.18.255.1", [], 90)[1]
+    assert "does not belong" in registry.server_cert_problem(cert, stray_key, ca, "198.18.255.1", [])
+    assert "does not belong" in registry.ca_problem(ca, other_key)
+    # close to expiry: renewed
+    short, short_key = registry.make_server_cert(ca, ca_key, "198.18.255.1", [], registry.RENEW_DAYS - 1)
+    assert "expires on" in registry.server_cert_problem(short, short_key, ca, "198.18.255.1", [])
+    assert registry._now() < registry._not_after(x509.load_pem_x509_certificate(short.encode())) \
+        < registry._now() + datetime.timedelta(days=registry.RENEW_DAYS)
+
+
+def test_a_server_certificate_is_not_a_ca():
+    ca, ca_key = registry.make_ca("test CA", 3650)
+    cert = registry.make_server_cert(ca, ca_key, "198.18.255.1", [], 90)[0]
+    assert registry.ca_problem(cert) == "not a CA certificate"
+
+
+@pytest.mark.parametrize("local, remote", [
+    ("testbed/busybox:latest", "R:1/testbed/busybox:latest"),
+    ("testbed/busybox", "R:1/testbed/busybox:latest"),
+    ("busybox:1.36", "R:1/busybox:1.36"),
+    ("old.registry:5000/team/img:v2", "R:1/team/img:v2"),
+    ("localhost/img:tb-0123abcd", "R:1/img:tb-0123abcd"),
+])
+def test_remote_reference_replaces_any_registry_part(local, remote):
+    assert registry.remote_ref(local, "R:1") == remote
+
+
+def test_digest_references_cannot_be_pushed():
+    with pytest.raises(registry.RegistryError, match="digest"):
+        registry.remote_ref("img@sha256:" + "0" * 64, "R:1")
+
+
+def test_split_ref_keeps_the_registry_port():
+    assert registry.split_ref("198.18.255.1:5443/testbed/busybox") == ("198.18.255.1:5443/testbed/busybox", "latest")
+    assert registry.split_ref("198.18.255.1:5443/testbed/busybox:v1") == ("198.18.255.1:5443/testbed/busybox", "v1")
+
+
+def test_login_entry_merges_into_an_existing_docker_config(tmp_path):
+    path = str(tmp_path / "d" / "config.json")
+    with open(str(tmp_path / "seed.json"), "w") as f:
+        f.write("{}")
+    ops, warnings = registry.ensure_login("R:1", "u", "p", path)
+    assert ops and not warnings
+    assert registry.ensure_login("R:1", "u", "p", path) == ([], [])
+    registry.ensure_login("other:2", "v", "q", path)
+    assert registry.remove_login("R:1", path)
+    assert registry.remove_login("R:1", path) == []
+    import json
+    with open(path) as f:
+        assert list(json.load(f)["auths"]) == ["other:2"]
