@@ -130,12 +130,23 @@ def allocate(state, project, name, nodes, cfg, control_subnet):
 
 
 def release(state, project, name, keep=()):
-    """Forget the allocations of the experiment's nodes not in ``keep``; returns the keys."""
+    """Forget the allocations of the experiment's nodes not in ``keep`` (and their SSH keys file)."""
     prefix = "%s/%s/" % (project, name)
     gone = [k for k in state["nodes"] if k.startswith(prefix) and k[len(prefix):] not in keep]
     for key in gone:
-        del state["nodes"][key]
+        entry = state["nodes"].pop(key)
+        if entry.get("keys_file"):
+            try:
+                os.unlink(entry["keys_file"])
+            except OSError:
+                pass
     return gone
+
+
+def keys_path(cfg, container):
+    """A node's authorized_keys, under the host dir: sshd's StrictModes refuses a path through
+    a world-writable directory such as /tmp."""
+    return os.path.join(sshd_dir(cfg), "keys", container)
 
 
 # --- exec-style SSH ---------------------------------------------------------------

@@ -150,7 +150,8 @@ class Slice:
                 if write_in_place(self.paths.hosts(node), hosts_file(self.plan, node), self.dry_run):
                     self._op("write %s hosts file" % node)
                 keys = "".join(k.strip() + "\n" for k in self.plan.get("ssh_keys", []))
-                if write_in_place(os.path.join(self.paths.node_dir(node), "authorized_keys"), keys, self.dry_run):
+                if write_in_place(control.keys_path(self.control, self.plan["nodes"][node]["container"]), keys,
+                                  self.dry_run):
                     self._op("write %s authorized_keys" % node)
             results, errors = {}, []
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
@@ -174,7 +175,7 @@ class Slice:
     def _allocate(self, cli):
         """Control network, then each node's control address, exec address and SSH port."""
         details = dict((node, {"container": self.plan["nodes"][node]["container"],
-                               "keys_file": os.path.join(self.paths.node_dir(node), "authorized_keys")})
+                               "keys_file": control.keys_path(self.control, self.plan["nodes"][node]["container"])})
                        for node in self.nodes)
         with file_lock(control.host_lock_path(self.control)):
             ops, subnet = engine.ensure_control_network(cli, self.control["control_subnet"], self.dry_run)

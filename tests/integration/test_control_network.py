@@ -72,7 +72,7 @@ def test_ssh_into_nodes_through_the_host_port_with_a_key(playbooks, key):
         proc = ssh(entry["ssh_port"], other, "hostname")
         assert proc.returncode != 0 and "Permission denied" in proc.stderr
         # the exec sshd is not reachable directly, only through a node's port
-        proc = subprocess.run(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/2222 && head -c 4 <&3"],
+        proc = subprocess.run(["timeout", "5", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/2222 && head -c 4 <&3"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=20,
                               check=False)
         assert "SSH" not in proc.stdout

@@ -1,0 +1,155 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: image_augment
+short_description: Augment Docker images so they can host testbed node services
+version_added: 0.2.0
+description:
+  - For each image of O(images), present in the host's Docker engine, derives an augmented
+    image with C(docker build) (C(FROM) the local image id, one C(COPY) layer of C(/.testbed),
+    nothing pulled, no network needed). In it a static supervisor becomes the entrypoint; it runs
+    the image's own ENTRYPOINT and CMD with its USER, WORKDIR and ENV, runs the node's start
+    command once the host marks the node ready, and reports their state.
+  - The result is tagged by content, C(testbed-augmented/NAME:LEVEL-KEY), KEY hashing the base
+    image id, the level, the augmentation version and the injected tools. An existing tag is a
+    cache hit, never rebuilt, and reported as C(changed=false).
+  - An image that is already augmented (for example a C(docker commit) of a running node) is
+    never wrapped twice; see C(docs/augmentation.md).
+  - Level V(none) returns each image unchanged.
+  - The injected static tools are built by C(scripts/build-tools.sh) on the host that runs this
+    module.
+options:
+  images:
+    description: Image references (name, name:tag or id) present on the host.
+    type: list
+    elements: str
+    required: true
+  level:
+    description: Augmentation level. V(full) (SSH) is not available in this version.
+    type: str
+    choices: [none, basic]
+    default: basic
+  tools_dir:
+    description:
+      - Directory of the prebuilt static tools (C(supervisor), C(busybox)).
+      - Defaults to E(TESTBED_TOOLS_DIR), else C(/var/cache/testbed/tools), where
+        C(scripts/build-tools.sh) puts them.
+    type: path
+notes:
+  - Check mode reports which images would be built, and their tags, without building.
+requirements:
+  - docker (Python SDK) >= 5.0 on the host
+  - a Docker engine on the host
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Check mode reports which images would be built, and their tags, without building.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+author:
+  - testbed.containers contributors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Augment the experiment's images
+  testbed.containers.image_augment:
+    images:
+      - testbed/debian:bookworm
+      - testbed/busybox:latest
+    level: basic
+  register: testbed_augmented
+
+- name: Show the image each node will run
+  ansible.builtin.debug:
+    msg: "{{ testbed_augmented.refs }}"
+"""
+
+RETURN = r"""
+refs:
+  description: Each requested image reference mapped to the image to run at O(level).
+  returned: success
+  type: dict
+  sample: {"testbed/busybox:latest": "testbed-augmented/testbed/busybox:basic-37a0bd09f721948f969f"}
+images:
+  description: One entry per requested image, in order.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    image:
+      description: The requested reference.
+      type: str
+    augmented:
+      description: The image to run (the content tag, or the image itself when nothing is needed).
+      type: str
+    result:
+      description: >-
+        V(built) (built now, or would be in check mode), V(cached) (the content tag existed),
+        V(current) (the image is already augmented at this level, version and tools), V(none) (level none).
+      type: str
+    changed:
+      description: Whether this image was (or would be) built.
+      type: bool
+    seconds:
+      description: Time spent on this image.
+      type: float
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.testbed.containers.plugins.module_utils import augment, engine
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            images=dict(type="list", elements="str", required=True),
+            level=dict(type="str", choices=["none", "basic"], default="basic"),
+            tools_dir=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    if not engine.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"))
+    level = module.params["level"]
+    results, refs = [], {}
+    try:
+        cli = engine.client() if level != "none" else None
+        for ref in module.params["images"]:
+            if ref in refs:
+                continue
+            start = time.time()
+            if level == "none":
+                plan = {"action": "none", "ref": ref}
+            else:
+                plan = augment.plan_augmentation(cli, ref, level, module.params["tools_dir"])
+            changed = plan["action"] == "build"
+            if changed and not module.check_mode:
+                augmented, changed = augment.augment_image(cli, ref, level, module.params["tools_dir"])
+            else:
+                augmented = plan["ref"]
+            refs[ref] = augmented
+            results.append({"image": ref, "augmented": augmented, "changed": changed,
+                            "result": "built" if changed else plan["action"],
+                            "seconds": round(time.time() - start, 3)})
+    except (augment.AugmentError, engine.EngineError) as exc:
+        module.fail_json(msg=str(exc), images=results)
+    module.exit_json(changed=any(r["changed"] for r in results), images=results, refs=refs)
+
+
+if __name__ == "__main__":
+    main()
