@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Swap-in benchmark: N nodes on one LAN on this host, against plain Docker SDK create/start.
 
 Run from the repository root, as root, with a Docker engine running:

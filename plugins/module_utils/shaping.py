@@ -783,8 +783,8 @@ def missing_shaping_features(ipr, features: Sequence[str] = SHAPING_FEATURES) ->
             if exc.code in (errno.ENOENT, errno.EOPNOTSUPP):
                 absent.add(feature)
                 return False
-            raise ShapingError("probing %s (%s): %s (errno %d)" % (feature, KERNEL_OPTIONS[feature],
-                                                                 os.strerror(exc.code), exc.code)) from exc
+            raise ShapingError("probing %s (%s): %s (errno %d)"
+                               % (feature, KERNEL_OPTIONS[feature], os.strerror(exc.code), exc.code)) from exc
         present.add(feature)
         return True
 

@@ -23,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -135,7 +136,7 @@ def parse_loss(value):
         probability = number / 100.0 if percent else number
     else:
         raise ValueError("invalid loss %r: expected %s" % (value, LOSS_FORMS))
-    if not 0.0 <= probability <= 1.0 or probability != probability:
+    if not 0.0 <= probability <= 1.0 or math.isnan(probability):
         raise ValueError("invalid loss %r: out of range; expected %s" % (value, LOSS_FORMS))
     return probability
 

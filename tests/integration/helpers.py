@@ -15,7 +15,7 @@ BUSYBOX = "testbed/busybox:latest"
 
 def sh(*args, check=True, timeout=120):
     proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise AssertionError("%s failed (%d):\n%s" % (" ".join(args), proc.returncode, proc.stdout))
     return proc
@@ -41,7 +41,7 @@ class Playbooks:
                 "-e", "experiment=%s" % experiment, "-e", "testbed_state_dir=%s" % self.state_dir,
                 "-e", "testbed_record_dir=%s" % self.record_dir] + list(extra)
         proc = subprocess.run(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              universal_newlines=True, timeout=600)
+                              universal_newlines=True, timeout=600, check=False)
         if check and proc.returncode != 0:
             raise AssertionError("ansible-playbook %s failed (%d):\n%s" % (playbook, proc.returncode, proc.stdout))
         return proc

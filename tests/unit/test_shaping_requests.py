@@ -112,7 +112,7 @@ def observed(layout):
 
 
 def commands(steps):
-    return [(r.command, r.kind, hex(r.handle)) for r, _ in steps]
+    return [(r.command, r.kind, hex(r.handle)) for r, _old in steps]
 
 
 def test_unchanged_shape_plans_nothing():
@@ -124,7 +124,7 @@ def test_unchanged_shape_plans_nothing():
 def test_rate_change_is_a_class_change_in_place():
     before = observed(desired_layout(Shape(rate_bps=10 * MBIT)))
     steps = plan_egress(DEV, before, Shape(rate_bps=50 * MBIT))
-    assert [r for r, _ in steps] == [htb_class(6_250_000, 6_250, 200_000, command="change-class")]
+    assert [r for r, _old in steps] == [htb_class(6_250_000, 6_250, 200_000, command="change-class")]
     assert steps[0][1] is before.cls
 
 
@@ -158,7 +158,7 @@ def test_a_foreign_root_qdisc_is_replaced_and_an_empty_shape_removes_ours():
     foreign = EgressLayout(root=Observed("tbf", 0x80010000, ROOT, {}))
     assert commands(plan_egress(DEV, foreign, Shape(rate_bps=MBIT)))[0] == ("del", None, "0x80010000")
     ours = observed(desired_layout(Shape(rate_bps=MBIT)))
-    assert [r for r, _ in plan_egress(DEV, ours, Shape())] == [TcRequest("del", None, DEV, 0x10000, ROOT, {})]
+    assert [r for r, _old in plan_egress(DEV, ours, Shape())] == [TcRequest("del", None, DEV, 0x10000, ROOT, {})]
 
 
 def test_missing_class_is_added_back():
