@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - reported by the modules
 from ansible_collections.testbed.containers.plugins.module_utils import names
 
 # Bump when the container spec changes meaning, so nodes converge to the new spec.
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 NODE_CAPS = ["NET_ADMIN", "NET_RAW"]
 CONTROL_SUBNET_LABEL = "testbed.control-subnet"
 
@@ -111,7 +111,7 @@ def image_ids(cli, images):
     return ids
 
 
-def container_spec(plan, node_name, image_id, hosts_path, control_address=None):
+def container_spec(plan, node_name, image_id, hosts_path, control_address=None, image_ref=None):
     """The keyword arguments of containers.create for a node, and their hash (a label).
 
     A node is recreated only when this hash changes; LAN membership, addresses and routes are
@@ -131,7 +131,7 @@ def container_spec(plan, node_name, image_id, hosts_path, control_address=None):
         names.LABEL_CONFIG: digest,
     }
     kwargs = {
-        "image": node["image"],
+        "image": image_ref or node["image"],
         "command": node["command"],
         "name": node["container"],
         "hostname": node_name,
@@ -140,7 +140,9 @@ def container_spec(plan, node_name, image_id, hosts_path, control_address=None):
         "network": names.CONTROL_NETWORK,
         "cap_add": NODE_CAPS,
         "restart_policy": {"Name": "unless-stopped"},
-        "volumes": {hosts_path: {"bind": "/etc/hosts", "mode": "ro"}},
+        # mounts, not volumes: the SDK copies volumes into Config.Volumes, which a docker commit
+        # of the node would bake into the image as VOLUME
+        "mounts": [docker.types.Mount("/etc/hosts", hosts_path, type="bind", read_only=True)],
         "environment": node["env"] or None,
         "sysctls": {"net.ipv4.ip_forward": "1" if node["forwarding"] else "0"},
     }

@@ -114,14 +114,15 @@ def _parse_network(errors, path, value):
     return net
 
 
-NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "augment", "host", "env")
+NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "augment", "host", "env", "start")
+DEFAULT_AUGMENT = "basic"
 SHAPE_KEYS = ("bandwidth", "delay", "jitter", "loss", "queue")
 LAN_KEYS = ("members", "subnet") + SHAPE_KEYS
 LINK_KEYS = ("endpoints", "subnet") + SHAPE_KEYS
 DIRECTION_RE = re.compile(r"^([a-z][a-z0-9-]{0,30})_to_([a-z][a-z0-9-]{0,30})$")
 TOP_KEYS = ("name", "project", "nodes", "lans", "links", "routing", "defaults", "addressing", "ssh_keys")
 SSH_KEY_RE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?$")
-DEFAULT_KEYS = ("augment", "image")
+DEFAULT_KEYS = ("augment", "image", "start")
 ADDRESSING_KEYS = ("pool", "prefixlen")
 
 
@@ -164,12 +165,21 @@ def _check_node(errors, path, spec, defaults):
             errors.add(_join(path, "memory"), "%r is below Docker's minimum of 6m" % (memory,))
         memory = parsed
     node["memory"] = memory
-    augment = spec.get("augment", defaults.get("augment", "none"))
+    augment = spec.get("augment", defaults.get("augment", DEFAULT_AUGMENT))
     if augment not in AUGMENT_LEVELS:
         errors.add(_join(path, "augment"), "must be one of %s, got %r" % (", ".join(AUGMENT_LEVELS), augment))
     elif augment not in AUGMENT_IMPLEMENTED:
-        errors.add(_join(path, "augment"), "level %r is not available in this version yet; use 'none'" % augment)
+        errors.add(_join(path, "augment"), "level %r is not available in this version yet; use 'basic' or 'none'" % augment)
     node["augment"] = augment
+    start = spec.get("start", defaults.get("start"))
+    if start is not None:
+        if not isinstance(start, str) or not start.strip():
+            errors.add(_join(path, "start"), "must be a command line (a string), run by a shell in the node")
+            start = None
+        elif augment == "none":
+            errors.add(_join(path, "start"), "a start command needs augmentation: set augment: basic (or leave "
+                       "augment out)")
+    node["start"] = start
     host = spec.get("host")
     if host is not None and (not isinstance(host, str) or not host):
         errors.add(_join(path, "host"), "must name a host of the inventory")

@@ -90,6 +90,7 @@ def make_plan(doc, hosts, previous=None, controller_keys=()):
             "memory": node["memory"],
             "forwarding": node["forwarding"],
             "augment": node["augment"],
+            "start": node["start"],
             "env": node["env"],
             "host": placement[node_name],
             "container": names.container_name(project, name, node_name),

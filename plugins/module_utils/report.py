@@ -11,7 +11,7 @@ import json
 import os
 
 COLUMNS = (("node", "NODE"), ("host", "HOST"), ("state", "STATE"), ("container", "CONTAINER"),
-           ("interfaces", "INTERFACES"), ("ssh", "SSH"))
+           ("start", "START"), ("interfaces", "INTERFACES"), ("ssh", "SSH"))
 
 
 def record_path(record_dir, project, name):
@@ -44,6 +44,17 @@ def remove_record(record_dir, project, name):
     return False
 
 
+VOLATILE = ("state", "start", "start_exit", "app")
+
+
+def stable(record):
+    """The record without what changes by itself as nodes run (states, start command)."""
+    if not record:
+        return record
+    nodes = [dict((k, v) for k, v in n.items() if k not in VOLATILE) for n in record.get("nodes", [])]
+    return dict(record, nodes=nodes)
+
+
 def merge(plan, statuses):
     """One record from the plan and each host's status entries (lists of node dicts)."""
     nodes = {}
@@ -60,6 +71,14 @@ def merge(plan, statuses):
     return {"version": 1, "project": plan["project"], "name": plan["name"], "plan": plan, "nodes": ordered}
 
 
+def start_column(node):
+    """The start command's state for the table: 'exit N', 'waiting', 'running' or '-'."""
+    if node.get("start_exit") is not None:
+        return "exit %s" % node["start_exit"]
+    state = node.get("start")
+    return state if state and state != "none" else "-"
+
+
 def table(record):
     """Lines of a fixed-width table, one node a line."""
     rows = []
@@ -68,7 +87,7 @@ def table(record):
                           for i in node.get("interfaces", []))
         rows.append({"node": node["node"], "host": node.get("host", ""), "state": node.get("state", ""),
                      "container": node.get("container", ""), "interfaces": ifaces or "-",
-                     "ssh": node.get("ssh", "-")})
+                     "ssh": node.get("ssh", "-"), "start": start_column(node)})
     widths = dict((key, max([len(title)] + [len(str(r[key])) for r in rows])) for key, title in COLUMNS)
     lines = ["  ".join(title.ljust(widths[key]) for key, title in COLUMNS).rstrip()]
     for r in rows:

@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.testbed.containers.plugins.module_utils import control, engine, firewall, names, netlink, shaping
+from ansible_collections.testbed.containers.plugins.module_utils import augment, control, engine, firewall, names, netlink, shaping
 from ansible_collections.testbed.containers.plugins.module_utils.plan import hosts_file, slice_of
 
 DEFAULT_STATE_DIR = "/var/lib/testbed"
@@ -132,6 +132,8 @@ class Slice:
         with file_lock(self.paths.lock):
             cli = engine.client(pool_size=max(self.workers * 2, 10))
             image_ids = engine.image_ids(cli, [self.plan["nodes"][n]["image"] for n in self.nodes])
+            images = self._augment_images(cli)
+            image_ids.update(engine.image_ids(cli, [ref for ref in images.values() if ref not in image_ids]))
             if not self.dry_run:
                 record = read_record(self.paths) or {}
                 record.update(self._record_head(), state="converging")
@@ -155,8 +157,9 @@ class Slice:
                     self._op("write %s authorized_keys" % node)
             results, errors = {}, []
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                futures = dict((node, pool.submit(self._converge_node, cli, node, actual.get(node), image_ids,
-                                                  bridges, host_links, allocations[node])) for node in self.nodes)
+                futures = dict((node, pool.submit(self._converge_node, cli, node, actual.get(node), images,
+                                                  image_ids, bridges, host_links, allocations[node]))
+                               for node in self.nodes)
                 for node, fut in futures.items():
                     try:
                         results[node] = fut.result()
@@ -164,6 +167,7 @@ class Slice:
                         errors.append("node %s: %s" % (node, exc))
             self._ensure_shaping(results)
             self._ensure_control_plane(results)
+            self._mark_ready(results)
             if errors:
                 raise SliceError("; ".join(errors))
             record = self._record_head()
@@ -172,10 +176,32 @@ class Slice:
                 write_record(self.paths, record)
             return record
 
+    def _augment_images(self, cli):
+        """(image, level) -> the image each node runs: augmented once per distinct image (decision 14)."""
+        images = {}
+        for node in self.nodes:
+            image, level = self.plan["nodes"][node]["image"], self.plan["nodes"][node]["augment"]
+            if (image, level) in images:
+                continue
+            if level == "none":
+                images[(image, level)] = image
+            elif self.dry_run:
+                planned = augment.plan_augmentation(cli, image, level)
+                if planned["action"] == "build":
+                    self._op("augment image %s (%s)" % (image, level))
+                images[(image, level)] = planned["ref"] if planned["action"] != "build" else image
+            else:
+                ref, built = augment.augment_image(cli, image, level)
+                if built:
+                    self._op("augment image %s (%s) as %s" % (image, level, ref))
+                images[(image, level)] = ref
+        return images
+
     def _allocate(self, cli):
         """Control network, then each node's control address, exec address and SSH port."""
         details = dict((node, {"container": self.plan["nodes"][node]["container"],
-                               "keys_file": control.keys_path(self.control, self.plan["nodes"][node]["container"])})
+                               "keys_file": control.keys_path(self.control, self.plan["nodes"][node]["container"]),
+                               "record": self.paths.record})
                        for node in self.nodes)
         with file_lock(control.host_lock_path(self.control)):
             ops, subnet = engine.ensure_control_network(cli, self.control["control_subnet"], self.dry_run)
@@ -220,7 +246,57 @@ class Slice:
 
     def _record_head(self):
         return {"version": RECORD_VERSION, "project": self.project, "name": self.name, "host": self.host,
-                "plan": self.plan}
+                "plan": self.plan, "public_address": self.public_address}
+
+    def reconverge(self, nodes):
+        """Re-plumb ``nodes`` after their containers started again (the host agent's job).
+
+        Same steps as converge for those nodes (interfaces, addresses, routes, shaping, ready
+        marker), then the experiment's firewall rules, which name every node's control veth.
+        Creates and removes no container.
+        """
+        with file_lock(self.paths.lock):
+            cli = engine.client()
+            actual = engine.list_nodes(cli, self.project, self.name)
+            state = control.load_state(self.control)
+            with netlink.IPRoute() as ipr:
+                host_links = netlink.owned_links(ipr, self.plan["prefix"])
+            bridges = dict((lan, host_links[self.plan["lans"][lan]["bridge"]]["index"]) for lan in self.lans
+                           if self.plan["lans"][lan]["bridge"] in host_links)
+            results = {}
+            for node in self.nodes:
+                alloc = state["nodes"].get(control.node_key(self.project, self.name, node))
+                ctr = actual.get(node)
+                pid = engine.container_pid(ctr) if ctr is not None and alloc else None
+                if pid is None:
+                    continue
+                if node in nodes:
+                    control_veth, control_mac = self.plumb(node, pid, bridges, host_links)
+                else:
+                    control_veth, control_mac = self.control_interface(pid)
+                results[node] = {"allocation": alloc, "pid": pid, "control_veth": control_veth,
+                                 "control_mac": control_mac}
+            self._ensure_shaping(dict((n, r) for n, r in results.items() if n in nodes))
+            self._ensure_control_plane(results)
+            self._mark_ready(dict((n, r) for n, r in results.items() if n in nodes))
+            return self.ops
+
+    def _mark_ready(self, results):
+        """Let start commands run: only once the whole slice is plumbed, shaped and firewalled,
+        so a start command finds its peers reachable (decision 11)."""
+        for node, result in sorted(results.items()):
+            if result.get("pid") and self.plan["nodes"][node]["augment"] != "none" and not self.dry_run \
+                    and augment.mark_ready(result["pid"]):
+                self._op("%s: interfaces ready, start command may run" % node)
+
+    def control_interface(self, pid):
+        """Host-side name and MAC of a node's eth0."""
+        with netlink.node_netns(pid) as ns:
+            eth0 = netlink.links(ns).get("eth0")
+        if eth0 is None or not eth0["link"]:
+            return None, None
+        peer = self._host_ipr().get_links(eth0["link"])
+        return (netlink.attr(peer[0], "IFLA_IFNAME") if peer else None), eth0["mac"]
 
     def _remove_stale_nodes(self, actual):
         stale = [n for n in actual if n not in self.nodes]
@@ -263,10 +339,16 @@ class Slice:
             indexes[lan] = ipr.link_lookup(ifname=bridge)[0]
         return indexes
 
-    def _converge_node(self, cli, node_name, ctr, image_ids, bridges, host_links, allocation):
+    def _converge_node(self, cli, node_name, ctr, images, image_ids, bridges, host_links, allocation):
         node = self.plan["nodes"][node_name]
-        kwargs, digest = engine.container_spec(self.plan, node_name, image_ids[node["image"]],
-                                               self.paths.hosts(node_name), allocation["address"])
+        ref = images[(node["image"], node["augment"])]
+        kwargs, digest = engine.container_spec(self.plan, node_name, image_ids[ref], self.paths.hosts(node_name),
+                                               allocation["address"], ref)
+        if node["augment"] != "none":
+            node_dir = os.path.join(self.paths.node_dir(node_name), "testbed")
+            if augment.write_start_command(node_dir, node.get("start"), self.dry_run):
+                self._op("write %s start command" % node_name)
+            kwargs = augment.merge_kwargs(kwargs, augment.runtime_kwargs(node_dir))
         result = {"container_name": node["container"], "allocation": allocation,
                   "control_address": allocation["address"], "ssh_port": allocation["port"],
                   "ssh": "ssh -p %d root@%s" % (allocation["port"], self.public_address)}
@@ -403,6 +485,16 @@ def status(project, name, state_dir=DEFAULT_STATE_DIR):
             with netlink.node_netns(pid) as ns:
                 have = netlink.links(ns)
             plumbed = all(i["ifname"] in have for i in node["interfaces"])
+            if node.get("augment", "none") != "none":
+                try:
+                    st = augment.read_status(pid)
+                except augment.AugmentError:
+                    st = {}
+                plumbed = plumbed and st.get("ready") == "yes"
+                entry["start"] = st.get("start_state", "unknown")
+                if st.get("start_exit") is not None:
+                    entry["start_exit"] = st.get("start_exit")
+                entry["app"] = st.get("app", "unknown")
             entry["state"] = "booted" if plumbed else "running"
             entry["container_id"] = ctr.id
         recorded = (record.get("nodes") or {}).get(node_name) or {}

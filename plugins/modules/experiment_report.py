@@ -108,9 +108,11 @@ def main():
         module.exit_json(changed=changed, path=path)
     record = report.merge(plan, [s or [] for s in params["statuses"]])
     old = report.read_record(params["record_dir"], plan["project"], plan["name"])
-    changed = params["write"] and json.loads(json.dumps(record)) != old
-    if changed and not module.check_mode:
+    differs = params["write"] and json.loads(json.dumps(record)) != old
+    if differs and not module.check_mode:
         report.write_record(params["record_dir"], record)
+    # what the nodes are doing (state, start command) is news, not a change of the experiment
+    changed = bool(differs) and report.stable(record) != report.stable(old)
     module.exit_json(changed=changed, record=record, table=report.table(record), path=path)
 
 

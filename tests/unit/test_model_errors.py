@@ -15,7 +15,7 @@ from ansible_collections.testbed.containers.plugins.module_utils.plan import mak
 HOSTS = ["h1", "h2"]
 HINT = model.NAME_HINT
 IMG = {"image": "img"}
-NODE_KEYS = "augment, command, cpus, env, forwarding, host, image, memory"
+NODE_KEYS = "augment, command, cpus, env, forwarding, host, image, memory, start"
 TOP_KEYS = "addressing, defaults, lans, links, name, nodes, project, routing, ssh_keys"
 
 
@@ -66,7 +66,7 @@ CASES = [
     ("project-bad", exp(project="My.Project"), HOSTS, ["project: " + bad_name("My.Project", "project")]),
     ("routing-bad", exp(routing="ospf"), HOSTS, ["routing: must be one of static, none, got 'ospf'"]),
     ("defaults-unknown-key", exp(defaults={"cpus": 1}), HOSTS,
-     ["defaults.cpus: unknown key; allowed keys: augment, image"]),
+     ["defaults.cpus: unknown key; allowed keys: augment, image, start"]),
     ("defaults-not-a-mapping", exp(defaults=["img"]), HOSTS, ["defaults: must be a mapping, got a list"]),
     ("addressing-not-a-mapping", exp(addressing="10.0.0.0/8"), HOSTS,
      ["addressing: must be a mapping, got a string"]),
@@ -134,6 +134,10 @@ CASES = [
      ["nodes.a.command: must be a string or a non-empty list of strings"]),
     ("forwarding-string", node(forwarding="yes"), HOSTS, ["nodes.a.forwarding: must be true or false, got 'yes'"]),
     ("forwarding-int", node(forwarding=1), HOSTS, ["nodes.a.forwarding: must be true or false, got 1"]),
+    ("start-without-augmentation", node(augment="none", start="echo hi"), HOSTS,
+     ["nodes.a.start: a start command needs augmentation: set augment: basic (or leave augment out)"]),
+    ("start-not-a-string", node(start=["echo", "hi"]), HOSTS,
+     ["nodes.a.start: must be a command line (a string), run by a shell in the node"]),
     ("augment-unknown", node(augment="extra"), HOSTS,
      ["nodes.a.augment: must be one of none, basic, full, got 'extra'"]),
     ("augment-unknown-from-defaults", exp(defaults={"augment": "max"}), HOSTS,
@@ -295,7 +299,7 @@ NOT_YET = [level for level in model.AUGMENT_LEVELS if level not in model.AUGMENT
 @pytest.mark.parametrize("level", NOT_YET)
 def test_augment_level_not_available_yet(level):
     assert errors_of(node(augment=level), HOSTS) == [
-        "nodes.a.augment: level %r is not available in this version yet; use 'none'" % level]
+        "nodes.a.augment: level %r is not available in this version yet; use 'basic' or 'none'" % level]
 
 
 @pytest.mark.skipif(not NOT_YET, reason="every augmentation level is implemented")
@@ -303,7 +307,7 @@ def test_augment_level_not_available_yet_from_defaults_names_each_node():
     doc = exp(defaults={"augment": NOT_YET[0]}, nodes={"a": dict(IMG), "b": dict(IMG, augment="none")}, lans={},
               links={})
     assert errors_of(doc, HOSTS) == [
-        "nodes.a.augment: level %r is not available in this version yet; use 'none'" % NOT_YET[0]]
+        "nodes.a.augment: level %r is not available in this version yet; use 'basic' or 'none'" % NOT_YET[0]]
 
 
 def test_defaults_image_fills_nodes_without_image():
