@@ -120,7 +120,8 @@ SHAPE_KEYS = ("bandwidth", "delay", "jitter", "loss", "queue")
 LAN_KEYS = ("members", "subnet") + SHAPE_KEYS
 LINK_KEYS = ("endpoints", "subnet") + SHAPE_KEYS
 DIRECTION_RE = re.compile(r"^([a-z][a-z0-9-]{0,30})_to_([a-z][a-z0-9-]{0,30})$")
-TOP_KEYS = ("name", "project", "nodes", "lans", "links", "routing", "defaults", "addressing", "ssh_keys")
+TOP_KEYS = ("name", "project", "nodes", "lans", "links", "routing", "defaults", "addressing", "ssh_keys",
+            "placement")
 SSH_KEY_RE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?$")
 DEFAULT_KEYS = ("augment", "image", "start")
 ADDRESSING_KEYS = ("pool", "prefixlen")
@@ -350,8 +351,16 @@ def validate(doc):
     for i, key in enumerate(ssh_keys):
         if not isinstance(key, str) or not SSH_KEY_RE.match(key.strip()):
             errors.add("ssh_keys[%d]" % i, "not an OpenSSH public key: paste a line of an id_*.pub file")
+    packing = None
+    placement = doc.get("placement") or {}
+    if _check_keys(errors, "placement", placement, ("packing",)):
+        packing = placement.get("packing")
+        if packing is not None and (isinstance(packing, bool) or not isinstance(packing, int) or packing < 1):
+            errors.add("placement.packing", "must be a whole number of nodes per host, 1 or more, got %r" % (packing,))
+            packing = None
     errors.gate()
     return {"name": doc["name"], "project": project, "routing": routing, "nodes": nodes, "ssh_keys": ssh_keys,
+            "packing": packing,
             "lans": lans, "pool": pool, "prefixlen": prefixlen}
 
 

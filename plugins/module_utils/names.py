@@ -41,6 +41,16 @@ def bridge_name(project, name, lan):
     return kernel_prefix(project, name) + "b" + short_hash("lan/" + lan, 7)
 
 
+def vxlan_name(project, name, lan):
+    return kernel_prefix(project, name) + "x" + short_hash("vxlan/" + lan, 7)
+
+
+def tunnel_id(project, name, lan):
+    """A VXLAN network identifier (1 .. 2**24-2) per experiment LAN; collisions are detected
+    on the hosts (the kernel refuses a second device with the same id)."""
+    return int(short_hash("vni/%s/%s/%s" % (project, name, lan), 8), 16) % (2 ** 24 - 2) + 1
+
+
 def veth_name(project, name, node, lan):
     return kernel_prefix(project, name) + "v" + short_hash("veth/%s/%s" % (node, lan), 7)
 

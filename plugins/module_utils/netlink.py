@@ -88,6 +88,7 @@ def link_info(msg):
         "mac": attr(msg, "IFLA_ADDRESS"),
         "up": bool(msg["flags"] & 1),
         "link": attr(msg, "IFLA_LINK"),
+        "mtu": attr(msg, "IFLA_MTU"),
     }
 
 
@@ -124,6 +125,49 @@ def ensure_bridge(ipr, name, alias, existing):
                 ops.append("bring up bridge %s" % name)
     except NetlinkError as exc:
         raise NetworkError(describe(exc, "bridge %s (%s)" % (name, alias)))
+    return ops
+
+
+VXLAN_PORT = 4789
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+def ensure_vxlan(ipr, name, vni, local, remotes, bridge_index, alias, existing):
+    """A VXLAN port on the LAN's bridge with head-end replication to ``remotes`` (the tunnel
+    addresses of the other hosts with members): one all-zeros fdb entry per remote, no multicast."""
+    ops = []
+    cur = existing.get(name)
+    if cur is not None and cur["alias"] != alias:
+        raise NetworkError("VXLAN %s exists but belongs to %r, not %r: refusing to take it over"
+                           % (name, cur["alias"], alias))
+    try:
+        if cur is None:
+            try:
+                ipr.link("add", ifname=name, kind="vxlan", vxlan_id=vni, vxlan_local=local, vxlan_port=VXLAN_PORT,
+                         vxlan_learning=1)
+            except NetlinkError as exc:
+                if exc.code == errno.EEXIST:
+                    raise NetworkError("tunnel id %d of %s is already used by another VXLAN device on this host "
+                                       "(another experiment's LAN): rename this LAN or experiment" % (vni, alias))
+                raise
+            index = ipr.link_lookup(ifname=name)[0]
+            ipr.link("set", index=index, ifalias=alias, master=bridge_index, state="up")
+            ops.append("create vxlan %s id %d local %s (%s)" % (name, vni, local, alias))
+        else:
+            index = cur["index"]
+            if cur["master"] != bridge_index or not cur["up"]:
+                ipr.link("set", index=index, master=bridge_index, state="up")
+                ops.append("attach vxlan %s to its bridge" % name)
+        have = set(attr(m, "NDA_DST") for m in ipr.fdb("dump", ifindex=index)
+                   if m["ifindex"] == index and attr(m, "NDA_LLADDR") == ZERO_MAC)
+        for remote in sorted(have - set(remotes)):
+            ipr.fdb("del", ifindex=index, lladdr=ZERO_MAC, dst=remote)
+            ops.append("vxlan %s: stop flooding to %s" % (name, remote))
+        for remote in sorted(set(remotes) - have):
+            ipr.fdb("append", ifindex=index, lladdr=ZERO_MAC, dst=remote)
+            ops.append("vxlan %s: flood to %s" % (name, remote))
+    except NetlinkError as exc:
+        raise NetworkError(describe(exc, "vxlan %s (%s)" % (name, alias)))
     return ops
 
 
@@ -182,6 +226,12 @@ def plumb_interface(host, ns, pid, iface, bridge_index, alias, host_links, ns_li
                 ops.append("attach %s to its bridge" % veth)
                 if not dry_run:
                     host.link("set", index=hcur["index"], master=bridge_index, state="up")
+        mtu = iface.get("mtu") or 1500
+        if ncur.get("mtu") != mtu:
+            ops.append("set %s mtu %d" % (ifname, mtu))
+            if not dry_run:
+                ns.link("set", index=ncur["index"], mtu=mtu)
+                host.link("set", index=hcur["index"], mtu=mtu)
         if ncur["mac"] != iface["mac"]:
             ops.append("set %s mac %s" % (ifname, iface["mac"]))
             if not dry_run:

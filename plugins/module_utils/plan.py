@@ -26,7 +26,7 @@ from ansible_collections.testbed.containers.plugins.module_utils import model, n
 PLAN_VERSION = 1
 
 
-def make_plan(doc, hosts, previous=None, controller_keys=()):
+def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None):
     """Validate ``doc`` (parsed YAML) and plan it onto ``hosts`` (inventory names, in order).
 
     Raises model.ExperimentError with every problem found.
@@ -36,7 +36,7 @@ def make_plan(doc, hosts, previous=None, controller_keys=()):
         previous = None
     previous = previous or {"nodes": {}, "lans": {}}
     errors = model.Errors()
-    placement = place(errors, exp, hosts, previous)
+    placement = place(errors, exp, hosts, previous, host_vars)
     errors.gate()
     subnets = allocate_subnets(errors, exp, previous)
     errors.gate()
@@ -56,15 +56,24 @@ def make_plan(doc, hosts, previous=None, controller_keys=()):
         "lans": {},
         "nodes": {},
     }
+    tunnels = {}
     for lan_name, lan in exp["lans"].items():
         members = [m for m, _ip in lan["members"]]
+        lan_hosts = sorted(set(placement[m] for m in members), key=hosts.index)
         plan["lans"][lan_name] = {
             "kind": lan["kind"],
             "subnet": str(subnets[lan_name]),
             "bridge": names.bridge_name(project, name, lan_name),
             "members": members,
-            "hosts": sorted(set(placement[m] for m in members), key=hosts.index),
+            "hosts": lan_hosts,
         }
+        if len(lan_hosts) > 1:
+            plan["lans"][lan_name].update(vni=names.tunnel_id(project, name, lan_name),
+                                          vxlan=names.vxlan_name(project, name, lan_name))
+            for host in lan_hosts:
+                tunnels[host] = tunnel_address(errors, host, (host_vars or {}).get(host))
+    errors.gate()
+    plan["tunnels"] = tunnels
     macs = set()
     for node_name, node in exp["nodes"].items():
         interfaces = []
@@ -83,6 +92,8 @@ def make_plan(doc, hosts, previous=None, controller_keys=()):
                 "veth": names.veth_name(project, name, node_name, lan_name),
             })
             interfaces[-1].update(attachment_shapes(exp["lans"][lan_name], node_name))
+            # the VXLAN header takes 50 bytes of a 1500-byte path between hosts
+            interfaces[-1]["mtu"] = VXLAN_MTU if len(plan["lans"][lan_name]["hosts"]) > 1 else None
         plan["nodes"][node_name] = {
             "image": node["image"],
             "command": node["command"],
@@ -104,33 +115,27 @@ def make_plan(doc, hosts, previous=None, controller_keys=()):
     return plan
 
 
-def place(errors, exp, hosts, previous):
-    """Node -> host.  A pin (``host:``) wins, then the previous placement, then the first host.
-
-    Multi-host placement (packing, min-cut) belongs to the multi-host issue; until LANs can
-    span hosts, a LAN whose members land on different hosts is an error.
-    """
-    if not hosts:
-        errors.add("", "the inventory has no physical host: add one to the group testbed_hosts")
+def place(errors, exp, hosts, previous, host_vars=None):
+    """Node -> host, by placement.place(): pins, then the previous placement, then a min-cut
+    fill within each host's capacity and the experiment's packing factor."""
+    from ansible_collections.testbed.containers.plugins.module_utils import placement
+    host_vars = host_vars or {}
+    nodes = dict((n, {"host": node["host"], "cpus": node["cpus"], "memory": node["memory"]})
+                 for n, node in exp["nodes"].items())
+    lans = dict((n, {"members": [m for m, _ip in lan["members"]],
+                     "bandwidth_bps": lan["shape"].rate_bps if lan.get("shape") is not None else None})
+                for n, lan in exp["lans"].items())
+    specs = dict((h, dict((k, v) for k, v in (host_vars.get(h) or {}).items()
+                          if k in ("max_nodes", "mode", "cpus", "memory") and v not in (None, "")))
+                 for h in hosts)
+    old = dict((n, node["host"]) for n, node in previous["nodes"].items() if node.get("host") in hosts)
+    try:
+        result = placement.place(nodes, lans, specs, exp.get("packing"), old)
+    except placement.PlacementError as exc:
+        for error in exc.errors:
+            errors.add("", error)
         return {}
-    placement = {}
-    for node_name, node in exp["nodes"].items():
-        if node["host"] is not None:
-            if node["host"] not in hosts:
-                errors.add("nodes.%s.host" % node_name, "unknown host %r; inventory hosts: %s"
-                           % (node["host"], ", ".join(hosts)))
-                continue
-            placement[node_name] = node["host"]
-        elif previous["nodes"].get(node_name, {}).get("host") in hosts:
-            placement[node_name] = previous["nodes"][node_name]["host"]
-        else:
-            placement[node_name] = hosts[0]
-    for lan_name, lan in exp["lans"].items():
-        where = sorted(set(placement[m] for m, _ip in lan["members"] if m in placement))
-        if len(where) > 1:
-            errors.add(lan["path"], "members are placed on several hosts (%s); LANs spanning hosts are not "
-                       "supported yet: pin its members to one host" % ", ".join(where))
-    return placement
+    return dict(result.nodes)
 
 
 def allocate_subnets(errors, exp, previous):
@@ -260,6 +265,20 @@ def compute_routes(plan):
         node["routes"] = routes
 
 
+VXLAN_MTU = 1450
+
+
+def tunnel_address(errors, host, host_vars):
+    """The address a host's VXLAN tunnels use: testbed_tunnel_address, else ansible_host."""
+    value = (host_vars or {}).get("tunnel_address")
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except (ipaddress.AddressValueError, ValueError, TypeError):
+        errors.add("inventory.%s.testbed_tunnel_address" % host, "a LAN spans this host, so it needs the IPv4 "
+                   "address of its interface that carries experiment tunnels, got %r" % (value,))
+        return None
+
+
 def _shape_dict(shape):
     return None if shape is None or shape.empty else dataclasses.asdict(shape)
 
@@ -331,7 +350,7 @@ def controller_keys(ssh_dir="~/.ssh"):
     return keys
 
 
-def load_and_plan(path, hosts, record_dir=None):
+def load_and_plan(path, hosts, record_dir=None, host_vars=None):
     """Read the experiment file at ``path`` and plan it, keeping the recorded earlier swap-in."""
     import yaml  # imported here so the pure planner does not need PyYAML
     from ansible_collections.testbed.containers.plugins.module_utils import report
@@ -349,4 +368,4 @@ def load_and_plan(path, hosts, record_dir=None):
         if isinstance(project, str) and isinstance(name, str):
             record = report.read_record(record_dir, project, name)
             previous = record.get("plan") if record else None
-    return make_plan(doc, hosts, previous, controller_keys())
+    return make_plan(doc, hosts, previous, controller_keys(), host_vars)

@@ -308,6 +308,7 @@ class Slice:
 
     def _remove_stale_links(self, ipr, host_links):
         wanted = set(self.plan["lans"][lan]["bridge"] for lan in self.lans)
+        wanted.update(self.plan["lans"][lan]["vxlan"] for lan in self.lans if self.plan["lans"][lan].get("vxlan"))
         for node in self.nodes:
             for iface in self.plan["nodes"][node]["interfaces"]:
                 wanted.add(iface["veth"])
@@ -337,6 +338,12 @@ class Slice:
             for op in netlink.ensure_bridge(ipr, bridge, names.alias(self.project, self.name, lan), host_links):
                 self._op(op)
             indexes[lan] = ipr.link_lookup(ifname=bridge)[0]
+            spec = self.plan["lans"][lan]
+            if spec.get("vxlan"):
+                remotes = [self.plan["tunnels"][h] for h in spec["hosts"] if h != self.host]
+                self._ops(netlink.ensure_vxlan(ipr, spec["vxlan"], spec["vni"], self.plan["tunnels"][self.host],
+                                               remotes, indexes[lan], names.alias(self.project, self.name, lan,
+                                                                                  "tunnel"), host_links))
         return indexes
 
     def _converge_node(self, cli, node_name, ctr, images, image_ids, bridges, host_links, allocation):

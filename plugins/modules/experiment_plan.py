@@ -30,6 +30,15 @@ options:
     type: list
     elements: str
     required: true
+  host_vars:
+    description:
+      - Per physical host settings, keyed by inventory name; every key is optional.
+      - C(max_nodes) (inventory C(testbed_max_nodes)), C(mode) (C(testbed_mode), shared or dedicated),
+        C(cpus) (C(testbed_cpus)), C(memory) (C(testbed_memory)) bound the placement.
+      - C(tunnel_address) (C(testbed_tunnel_address), default C(ansible_host)) is the IPv4 address that
+        carries the VXLAN tunnels of LANs spanning hosts.
+    type: dict
+    default: {}
   record_dir:
     description: Directory of the controller's experiment records.
     type: path
@@ -89,11 +98,13 @@ def main():
             path=dict(type="path", required=True),
             hosts=dict(type="list", elements="str", required=True),
             record_dir=dict(type="path", default="~/.testbed/experiments"),
+            host_vars=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
     try:
-        plan = load_and_plan(module.params["path"], module.params["hosts"], module.params["record_dir"])
+        plan = load_and_plan(module.params["path"], module.params["hosts"], module.params["record_dir"],
+                             module.params["host_vars"])
     except ExperimentError as exc:
         module.fail_json(msg="invalid experiment %s:\n%s" % (module.params["path"], exc), errors=exc.errors)
     module.exit_json(changed=False, plan=plan, project=plan["project"], name=plan["name"])

@@ -18,7 +18,7 @@ description:
     Docker's container events and, on every start of a node, re-creates its interfaces,
     addresses, routes, shaping and firewall rules from the host's record, then marks the node
     ready again so its start command runs.
-  - Copies the collection's module_utils under O(control.host_dir)C(/agent) and starts the agent
+  - Copies the collection's module_utils under the C(host_dir) control setting (C(/var/lib/testbed/agent)) and starts the agent
     there as a detached process with a pid file (a host without systemd needs nothing else);
     restarts it when the collection's code or the settings changed.
 requirements:

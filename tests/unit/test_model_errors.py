@@ -16,7 +16,7 @@ HOSTS = ["h1", "h2"]
 HINT = model.NAME_HINT
 IMG = {"image": "img"}
 NODE_KEYS = "augment, command, cpus, env, forwarding, host, image, memory, start"
-TOP_KEYS = "addressing, defaults, lans, links, name, nodes, project, routing, ssh_keys"
+TOP_KEYS = "addressing, defaults, lans, links, name, nodes, placement, project, routing, ssh_keys"
 
 
 def exp(nodes=None, lans=None, links=None, **top):
@@ -253,11 +253,13 @@ CASES = [
     ("pool-exhausted", exp(addressing={"pool": "10.20.0.0/24", "prefixlen": 24}), HOSTS,
      ["links.l1: no free /24 subnet left in the pool 10.20.0.0/24: widen addressing.pool or give this LAN a subnet"]),
     ("pinned-unknown-host", node(host="nowhere"), HOSTS,
-     ["nodes.a.host: unknown host 'nowhere'; inventory hosts: h1, h2"]),
+     ["nodes.a.host: pinned to nowhere which is not in the inventory (hosts: h1, h2)"]),
     ("empty-inventory", exp(), [], ["the inventory has no physical host: add one to the group testbed_hosts"]),
-    ("lan-across-hosts", exp(nodes={"a": dict(IMG, host="h2"), "b": dict(IMG), "r": dict(IMG, forwarding=True)}),
-     HOSTS, ["lans.lan0: members are placed on several hosts (h1, h2); LANs spanning hosts are not supported yet: "
-             "pin its members to one host"]),
+    ("lan-across-hosts", exp(nodes={"a": dict(IMG, host="h2"), "b": dict(IMG), "r": dict(IMG, forwarding=True, host="h1")}),
+     HOSTS, ["inventory.h1.testbed_tunnel_address: a LAN spans this host, so it needs the IPv4 address of its "
+             "interface that carries experiment tunnels, got None",
+             "inventory.h2.testbed_tunnel_address: a LAN spans this host, so it needs the IPv4 address of its "
+             "interface that carries experiment tunnels, got None"]),
 ]
 
 

@@ -1,0 +1,140 @@
+"""experiment.yml against three simulated physical hosts over SSH: placement, LANs spanning
+hosts over VXLAN, static routes across hosts, isolation, modify in place, teardown."""
+import json
+import os
+import re
+
+import yaml
+
+DEBIAN = "testbed/debian:bookworm"
+BUSYBOX = "testbed/busybox:latest"
+
+
+def node(image=DEBIAN, **kw):
+    spec = {"image": image, "command": ["sleep", "infinity"], "augment": "none"}
+    spec.update(kw)
+    return spec
+
+
+def write(tmp_path, doc):
+    path = os.path.join(str(tmp_path), "%s-%s.yml" % (doc["project"], doc["name"]))
+    with open(path, "w") as f:
+        yaml.safe_dump(doc, f, sort_keys=False)
+    return path
+
+
+def swap(sim, tmp_path, playbook, path, check=True):
+    return sim.ansible_playbook("playbooks/%s.yml" % playbook, "-e", "experiment=%s" % path,
+                                "-e", "testbed_record_dir=%s" % os.path.join(str(tmp_path), "records"), check=check)
+
+
+def record(tmp_path, project, name):
+    with open(os.path.join(str(tmp_path), "records", project, "%s.json" % name)) as f:
+        return dict((n["node"], n) for n in json.load(f)["nodes"])
+
+
+def inner(sim, host, container, *cmd, check=False):
+    return sim.exec(host, "docker", "exec", container, *cmd, check=check)
+
+
+def ping(sim, host, container, target):
+    proc = inner(sim, host, container, "ping", "-c", "2", "-W", "2", "-i", "0.3", target)
+    return proc.returncode == 0, proc.stdout
+
+
+def links(sim, host):
+    """The host's interfaces but Docker's veths and dockercnet (host preparation makes it once)."""
+    out = sim.exec(host, "ip", "-o", "link").stdout
+    return sorted(re.match(r"^\d+: ([^:@]+)", line).group(1) for line in out.splitlines()
+                  if not re.match(r"^\d+: (veth|dockercnet)", line))
+
+
+def spanning(name, project="mh", extra_b=None):
+    h1, h2, h3 = "tbhost1", "tbhost2", "tbhost3"
+    doc = {
+        "name": name, "project": project,
+        "nodes": {"n1": node(host=h1), "n2": node(BUSYBOX, host=h2), "n3": node(host=h3),
+                  "r": node(host=h1, forwarding=True), "n4": node(host=h2)},
+        "lans": {"lan0": {"members": ["n1", "n2", "n3", "r"], "subnet": "10.20.0.0/24"},
+                 "lan1": {"members": ["r", "n4"], "subnet": "10.20.1.0/24"}},
+    }
+    if extra_b:
+        doc["nodes"]["x"] = node(BUSYBOX, host=h3)
+        doc["lans"]["lan0"]["members"].append({"node": "x", "ip": extra_b})
+    return doc
+
+
+def test_lan_spanning_three_hosts_routes_isolation_modify_and_teardown(testbed_hosts, tmp_path):
+    sim = testbed_hosts
+    before = dict((h, links(sim, h)) for h in sim.names)
+    path_a = write(tmp_path, spanning("span", "mha", extra_b="10.20.0.51"))
+    path_b = write(tmp_path, spanning("span", "mhb", extra_b="10.20.0.52"))
+    try:
+        out = swap(sim, tmp_path, "experiment", path_a).stdout
+        rec = record(tmp_path, "mha", "span")
+        assert [rec[n]["host"] for n in ("n1", "n2", "n3", "r", "n4")] == \
+            ["tbhost1", "tbhost2", "tbhost3", "tbhost1", "tbhost2"], out
+        c = dict((n, (rec[n]["host"], rec[n]["container"])) for n in rec)
+        # the LAN spans all three hosts: ping by name across hosts, through VXLAN
+        for src, dst in (("n1", "n2"), ("n2", "n3"), ("n3", "n1"), ("n3", "x")):
+            ok, text = ping(sim, c[src][0], c[src][1], dst)
+            assert ok, (src, dst, text)
+        # a static route across hosts: n3 (tbhost3) -> r (tbhost1) -> n4 (tbhost2)
+        ok, text = ping(sim, c["n3"][0], c["n3"][1], "n4")
+        assert ok, text
+        assert "10.20.1.0/24 via 10.20.0." in inner(sim, c["n3"][0], c["n3"][1], "ip", "route").stdout
+        # interfaces on spanning LANs leave room for the VXLAN header
+        assert "mtu 1450" in inner(sim, c["n1"][0], c["n1"][1], "ip", "link", "show", "eth1").stdout
+        # a second experiment with the same names and subnets on the same hosts
+        swap(sim, tmp_path, "experiment", path_b)
+        rec_b = record(tmp_path, "mhb", "span")
+        cb = dict((n, (rec_b[n]["host"], rec_b[n]["container"])) for n in rec_b)
+        assert ping(sim, cb["n1"][0], cb["n1"][1], "10.20.0.52")[0]
+        for src in ("n1", "n3"):
+            proc = inner(sim, c[src][0], c[src][1], "ping", "-c", "3", "-W", "1", "-i", "0.3", "10.20.0.52")
+            assert proc.returncode != 0 and "100% packet loss" in proc.stdout, proc.stdout
+            proc = inner(sim, cb[src][0], cb[src][1], "ping", "-c", "3", "-W", "1", "-i", "0.3", "10.20.0.51")
+            assert proc.returncode != 0 and "100% packet loss" in proc.stdout, proc.stdout
+        # modify in place: add a node on tbhost3 to lan1; nothing else moves or restarts
+        ids = dict((n, rec[n]["container_id"]) for n in rec)
+        doc = spanning("span", "mha", extra_b="10.20.0.51")
+        doc["nodes"]["n5"] = node(BUSYBOX, host="tbhost3")
+        doc["lans"]["lan1"]["members"].append("n5")
+        write(tmp_path, doc)
+        out = swap(sim, tmp_path, "experiment", path_a).stdout
+        rec = record(tmp_path, "mha", "span")
+        assert dict((n, rec[n]["container_id"]) for n in ids) == ids
+        ok, text = ping(sim, rec["n5"]["host"], rec["n5"]["container"], "n4")
+        assert ok, text
+        again = swap(sim, tmp_path, "experiment", path_a).stdout
+        assert re.findall(r"changed=(\d+)", again) == ["0"] * len(re.findall(r"changed=(\d+)", again)), again
+    finally:
+        swap(sim, tmp_path, "teardown", path_a, check=False)
+        swap(sim, tmp_path, "teardown", path_b, check=False)
+    for host in sim.names:
+        assert links(sim, host) == before[host], host
+        assert sim.exec(host, "docker", "ps", "-aq", "--filter", "label=testbed.project").stdout.strip() == ""
+
+
+def test_packing_factor_spreads_nodes(testbed_hosts, tmp_path):
+    sim = testbed_hosts
+    doc = {"name": "pack", "project": "mh", "placement": {"packing": 2},
+           "nodes": dict(("p%d" % i, node(BUSYBOX)) for i in range(5)),
+           "lans": {"lan0": {"members": ["p%d" % i for i in range(5)]}}}
+    path = write(tmp_path, doc)
+    try:
+        swap(sim, tmp_path, "experiment", path)
+        rec = record(tmp_path, "mh", "pack")
+        counts = {}
+        for entry in rec.values():
+            counts[entry["host"]] = counts.get(entry["host"], 0) + 1
+        assert sorted(counts.values()) == [1, 2, 2], counts
+        # the LAN spans the hosts: the first node reaches the last
+        ok, text = ping(sim, rec["p0"]["host"], rec["p0"]["container"], "p4")
+        assert ok, text
+        doc["placement"]["packing"] = 1
+        write(tmp_path, doc)
+        proc = swap(sim, tmp_path, "experiment", path, check=False)
+        assert proc.returncode != 0 and "placement.packing" in proc.stdout and "2 over" in proc.stdout, proc.stdout
+    finally:
+        swap(sim, tmp_path, "teardown", path, check=False)
