@@ -91,24 +91,43 @@ def ensure_rules(owner, desired, dry_run=False):
     Chains not named in ``desired`` lose all of the owner's rules.  Returns the operations.
     """
     ops = []
+    batches = {}  # table -> iptables-restore lines: one process per table, not one per rule
+    emptied = []
     for table, chain in CHAINS:
         want = dict((comment_of(owner, args), args) for args in desired.get((table, chain), []))
         have = owned_rules(table, chain, owner)
+        lines = batches.setdefault(table, [])
         for comment, args in sorted(have.items()):
             if comment not in want:
                 ops.append("remove %s rule %s" % (chain, " ".join(args)))
-                if not dry_run:
-                    _iptables(table, "-D", chain, *args)
+                lines.append(_restore_line(["-D", chain] + list(args)))
         missing = [(c, a) for c, a in want.items() if c not in have]
         if missing and not dry_run:
             _ensure_chain(table, chain)
         for comment, args in missing:
             ops.append("add %s rule %s" % (chain, " ".join(args)))
-            if not dry_run:
-                _iptables(table, "-A", chain, *(list(args) + ["-m", "comment", "--comment", comment]))
-        if not dry_run and not want and have:
+            lines.append(_restore_line(["-A", chain] + list(args) + ["-m", "comment", "--comment", comment]))
+        if not want and have:
+            emptied.append((table, chain))
+    if not dry_run:
+        for table, lines in batches.items():
+            if lines:
+                _restore(table, lines)
+        for table, chain in emptied:
             _drop_chain_if_empty(table, chain)
     return ops
+
+
+def _restore_line(args):
+    return " ".join('"%s"' % a if (" " in a or not a) else a for a in args)
+
+
+def _restore(table, lines):
+    text = "*%s\n%s\nCOMMIT\n" % (table, "\n".join(lines))
+    proc = subprocess.run(("iptables-restore", "-w", "10", "--noflush"), input=text, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, check=False)
+    if proc.returncode != 0:
+        raise FirewallError("iptables-restore of table %s failed: %s\n%s" % (table, proc.stderr.strip(), text))
 
 
 def remove_rules(owner, dry_run=False):

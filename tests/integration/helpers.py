@@ -79,8 +79,11 @@ def container_ids(project, name):
 
 
 def host_links():
+    """The host's interfaces, but Docker's own veths (the eth0 of any container: a removed
+    container's veth may vanish a moment after removal; leaked containers are checked apart)."""
     out = sh("ip", "-o", "link").stdout
-    return sorted(re.match(r"^\d+: ([^:@]+)", line).group(1) for line in out.splitlines())
+    return sorted(name for name in (re.match(r"^\d+: ([^:@]+)", line).group(1) for line in out.splitlines())
+                  if not name.startswith("veth"))
 
 
 def iptables_rules():
