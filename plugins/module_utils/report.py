@@ -72,9 +72,9 @@ def merge(plan, statuses):
 
 
 def start_column(node):
-    """The start command's state for the table: 'exit N', 'waiting', 'running' or '-'."""
+    """The start command's state for the table: exit=N, waiting, running or -."""
     if node.get("start_exit") is not None:
-        return "exit %s" % node["start_exit"]
+        return "exit=%s" % node["start_exit"]
     state = node.get("start")
     return state if state and state != "none" else "-"
 

@@ -39,7 +39,7 @@ def test_start_command_runs_after_plumbing_and_its_exit_code_is_reported(playboo
         stdout = dexec(cname("b"), "/.testbed/bin/sh", "-c", "cat /var/log/testbed/start_command.out").stdout
         assert "eth1" in stdout and "10.10.0." in stdout and "1 packets received" in stdout, stdout
         status = playbooks.run("status", path).stdout
-        assert "exit 7" in status, status
+        assert "exit=7" in status, status
         assert ping(cname("a"), "b")[0]
         # idempotent with augmentation: no rebuild, nothing changed
         ids = container_ids(PROJECT, "start")
