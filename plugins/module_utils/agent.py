@@ -48,48 +48,69 @@ def record_of(cfg, project, name, node):
         return None, None
 
 
-def reconverge(cfg, project, name, node):
-    record, path = record_of(cfg, project, name, node)
+def reconverge(cfg, project, name, nodes):
+    record, path = record_of(cfg, project, name, nodes[0])
     if record is None:
-        log("%s/%s/%s: no record on this host, nothing to do" % (project, name, node))
+        log("%s/%s: no record on this host, nothing to do" % (project, name))
         return []
     state_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(path))))
     slice_ = slice_mod.Slice(record["plan"], record["host"], state_dir, control_settings=cfg,
                              public_address=record.get("public_address"))
-    return slice_.reconverge([node])
+    return slice_.reconverge(nodes)
 
 
-def handle(cfg, event):
-    attrs = (event.get("Actor") or {}).get("Attributes") or {}
-    project, name, node = attrs.get(names.LABEL_PROJECT), attrs.get(names.LABEL_EXPERIMENT), attrs.get(names.LABEL_NODE)
-    if not (project and name and node):
-        return
-    try:
-        ops = reconverge(cfg, project, name, node)
-        log("%s/%s/%s started: %s" % (project, name, node, "; ".join(ops) or "nothing to do"))
-    except Exception:  # the agent keeps serving the other nodes
-        log("%s/%s/%s: re-plumbing failed:\n%s" % (project, name, node, traceback.format_exc()))
+def handle(cfg, started):
+    """Re-plumb the started nodes, one call per experiment: ``started`` is a list of
+    (project, name, node)."""
+    groups = {}
+    for project, name, node in started:
+        groups.setdefault((project, name), [])
+        if node not in groups[(project, name)]:
+            groups[(project, name)].append(node)
+    for (project, name), nodes in sorted(groups.items()):
+        try:
+            ops = reconverge(cfg, project, name, nodes)
+            log("%s/%s %s started: %s" % (project, name, ",".join(nodes), "; ".join(ops) or "nothing to do"))
+        except Exception:  # the agent keeps serving the other experiments
+            log("%s/%s: re-plumbing %s failed:\n%s" % (project, name, ",".join(nodes), traceback.format_exc()))
 
 
 def catch_up(cfg):
-    """At agent start (e.g. after dockerd restarted): converge every recorded running node."""
-    state = control.load_state(cfg)
-    for key in sorted(state["nodes"]):
-        project, name, node = key.split("/")
-        handle(cfg, {"Actor": {"Attributes": {names.LABEL_PROJECT: project, names.LABEL_EXPERIMENT: name,
-                                              names.LABEL_NODE: node}}})
+    """At agent start (e.g. after dockerd restarted): converge every recorded node."""
+    handle(cfg, [tuple(key.split("/")) for key in sorted(control.load_state(cfg)["nodes"])])
+
+
+def _worker(cfg, pending):
+    """Batches the starts: a swap-in starts many nodes at once, and the slice module, which
+    holds the experiment's lock meanwhile, has plumbed them itself; one pass afterwards
+    finds that out for all of them."""
+    while True:
+        batch = [pending.get()]
+        time.sleep(BATCH_SECONDS)
+        while not pending.empty():
+            batch.append(pending.get())
+        handle(cfg, batch)
+
+
+BATCH_SECONDS = 0.3
 
 
 def run(cfg):
+    import queue
     log("testbed agent %d watching container starts" % os.getpid())
     catch_up(cfg)
+    pending = queue.Queue()
+    threading.Thread(target=_worker, args=(cfg, pending), daemon=True).start()
     while True:
         try:
             cli = engine.client()
             since = int(time.time())
             for event in cli.events(decode=True, since=since, filters={
                     "type": "container", "event": "start", "label": names.LABEL_PROJECT}):
-                threading.Thread(target=handle, args=(cfg, event), daemon=True).start()
+                attrs = (event.get("Actor") or {}).get("Attributes") or {}
+                key = (attrs.get(names.LABEL_PROJECT), attrs.get(names.LABEL_EXPERIMENT), attrs.get(names.LABEL_NODE))
+                if all(key):
+                    pending.put(key)
         except Exception:  # dockerd restarting: wait and subscribe again, then catch up
             log("event stream lost:\n%s" % traceback.format_exc())
             time.sleep(2)

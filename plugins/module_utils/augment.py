@@ -597,6 +597,18 @@ def mark_ready(pid):
         os.close(run)
 
 
+def is_ready(pid):
+    """Whether the ready marker of the node whose PID 1 has host pid ``pid`` is there."""
+    run = _open_run_dir(pid)
+    try:
+        os.stat("ready", dir_fd=run, follow_symlinks=False)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(run)
+
+
 def parse_status(text):
     """The supervisor's status file -> dict of its KEY=VALUE lines plus parsed fields:
     app_state (running, exited, none), app_exit (int or None), start_state (waiting, running,

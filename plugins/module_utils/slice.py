@@ -264,22 +264,49 @@ class Slice:
             bridges = dict((lan, host_links[self.plan["lans"][lan]["bridge"]]["index"]) for lan in self.lans
                            if self.plan["lans"][lan]["bridge"] in host_links)
             results = {}
-            for node in self.nodes:
+
+            def inspect(node, replumb):
                 alloc = state["nodes"].get(control.node_key(self.project, self.name, node))
                 ctr = actual.get(node)
                 pid = engine.container_pid(ctr) if ctr is not None and alloc else None
                 if pid is None:
-                    continue
-                if node in nodes:
+                    return
+                if replumb:
                     control_veth, control_mac = self.plumb(node, pid, bridges, host_links)
                 else:
                     control_veth, control_mac = self.control_interface(pid)
                 results[node] = {"allocation": alloc, "pid": pid, "control_veth": control_veth,
                                  "control_mac": control_mac}
+
+            # the started nodes first: when they are current (the slice module started and
+            # plumbed them itself), nothing else is looked at
+            for node in self.nodes:
+                if node in nodes:
+                    inspect(node, True)
+            if not self.ops and self._already_current(results, nodes):
+                return []
+            for node in self.nodes:
+                if node not in nodes:
+                    inspect(node, False)
             self._ensure_shaping(dict((n, r) for n, r in results.items() if n in nodes))
             self._ensure_control_plane(results)
             self._mark_ready(dict((n, r) for n, r in results.items() if n in nodes))
             return self.ops
+
+    def _already_current(self, results, nodes):
+        """Plumbing found nothing to do: are the anti-spoofing rules on the nodes' current
+        control veths and their ready markers there? Then nothing else can be stale."""
+        rules = " ".join(" ".join(args) for args in
+                         firewall.owned_rules(firewall.SPOOF_CHAIN[0], firewall.SPOOF_CHAIN[1], self.owner).values())
+        for node in nodes:
+            result = results.get(node)
+            if result is None:
+                continue
+            if result["control_veth"] and (result["control_veth"] + " ") not in rules + " ":
+                return False
+            if self.plan["nodes"][node]["augment"] != "none" and not augment.is_ready(result["pid"]):
+                return False
+        return True
 
     def _mark_ready(self, results):
         """Let start commands run: only once the whole slice is plumbed, shaped and firewalled,
