@@ -19,6 +19,8 @@ APT_PACKAGES=(
   python3-venv python3-pip git openssh-client openssh-server ca-certificates
   docker-registry  # the testbed registry (roles/registry, tests/integration/test_registry.py)
   shellcheck  # for ansible-test sanity's shellcheck test (scripts/sanity.sh)
+  gcc libc6-dev musl-tools  # scripts/build-tools.sh: the supervisor (glibc), dropbear (musl)
+  dpkg-dev bzip2 xz-utils  # scripts/build-tools.sh: unpacks Debian's dropbear source package
 )
 
 say() { printf '[setup] %s\n' "$*"; }

@@ -44,6 +44,8 @@ import tarfile
 import threading
 import time
 
+from ansible_collections.testbed.containers.plugins.module_utils import services
+
 try:
     from docker.errors import BuildError, ImageNotFound
     from docker.types import Mount
@@ -55,13 +57,20 @@ except ImportError:  # pragma: no cover - the modules report the missing library
 # image is then augmented again (the version is part of the content tag).
 AUGMENT_VERSION = 1
 # Levels this module builds; "none" is the image itself.
-LEVELS = ("basic",)
+LEVELS = ("basic", "full")
 DEFAULT_TOOLS_DIR = "/var/cache/testbed/tools"
 TOOLS_ENV = "TESTBED_TOOLS_DIR"
 # The injected files per level: name in the tools directory -> path under /.testbed.
 TOOLS = {
     "basic": (("supervisor", "bin/supervisor"), ("busybox", "bin/busybox")),
+    "full": (("supervisor", "bin/supervisor"), ("busybox", "bin/busybox"), ("dropbearmulti", "bin/dropbearmulti")),
 }
+# The services the supervisor runs at each level (``service NAME`` lines of /.testbed/original;
+# the script is /.testbed/services/NAME, run with the injected shell).
+SERVICES = {"basic": (), "full": ("sshd",)}
+# Programs of the dropbear multi-binary (it dispatches on the name it is called by).
+DROPBEAR_PROGRAMS = ("dropbear", "dropbearkey", "scp")
+SSH_PORT = 22
 TAG_REPO = "testbed-augmented"
 LABEL = "testbed.augment."
 LABEL_LEVEL = LABEL + "level"
@@ -105,8 +114,62 @@ _tools_cache = {}
 _tools_lock = threading.Lock()
 
 
+def dropbear_path(path=None):
+    """The dropbear multi-binary in the tools directory (the host uses its key generator)."""
+    return os.path.join(tools_dir(path), "dropbearmulti")
+
+
+class Link(object):
+    """A symbolic link in the injected layer (a value of the files map of load_tools)."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __eq__(self, other):
+        return isinstance(other, Link) and other.target == self.target
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(self.target)
+
+    def __repr__(self):
+        return "Link(%r)" % self.target
+
+
+def busybox_applets(busybox):
+    """The applets of a busybox binary (``busybox --list``), sorted; [] if it cannot run here."""
+    import subprocess
+    try:
+        proc = subprocess.run([busybox, "--list"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              universal_newlines=True, check=False, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return sorted(set(a.strip() for a in proc.stdout.split() if re.match(r"^[A-Za-z0-9_.\[-]+$", a.strip())))
+
+
+def level_files(level, busybox=None):
+    """What a level adds besides the tools: {path under /.testbed: bytes (mode 0755) or Link}.
+
+    ``full``: the sshd service script, the dropbear programs, and ``tools/``: a link per
+    busybox applet (ip, ping, ps, vi, ...), last on the PATH of SSH sessions, so a node whose
+    image has no tools still has them, and an image's own tools win.
+    """
+    files = {"bin/sh": Link("busybox")}
+    if level == "full":
+        files["services/sshd"] = services.sshd_service(SSH_PORT).encode("utf-8")
+        for program in DROPBEAR_PROGRAMS:
+            files["bin/" + program] = Link("dropbearmulti")
+        for applet in busybox_applets(busybox) if busybox else []:
+            files["tools/" + applet] = Link("../bin/busybox")
+        files["tools/scp"] = Link("../bin/dropbearmulti")
+    return files
+
+
 def load_tools(level, path=None):
-    """(files, tools_hash) of a level: files maps the path under /.testbed to the content.
+    """(files, tools_hash) of a level: files maps the path under /.testbed to the content
+    (bytes, or a Link); the hash covers every file and link.
 
     Memoized per (file, size, mtime), so a slice augmenting many images hashes the tools once.
     """
@@ -130,9 +193,12 @@ def load_tools(level, path=None):
             files, digest = {}, hashlib.sha256()
             for name, dest in TOOLS[level]:
                 with open(os.path.join(directory, name), "rb") as f:
-                    data = f.read()
-                files[dest] = data
-                digest.update(("%s\0%s\n" % (dest, hashlib.sha256(data).hexdigest())).encode("utf-8"))
+                    files[dest] = f.read()
+            files.update(level_files(level, os.path.join(directory, "busybox")))
+            for dest in sorted(files):
+                value = files[dest]
+                content = ("link:" + value.target) if isinstance(value, Link) else hashlib.sha256(value).hexdigest()
+                digest.update(("%s\0%s\n" % (dest, content)).encode("utf-8"))
             _tools_cache[key] = (files, digest.hexdigest()[:16])
         return _tools_cache[key]
 
@@ -195,6 +261,7 @@ def original_config(attrs):
         "workdir": config.get("WorkingDir") or "",
         "env_has_home": any(e.startswith("HOME=") for e in env),
         "stopsignal": _stopsignal_number(config.get("StopSignal")),
+        "services": [],
     }
     if is_augmented(attrs):
         labels = config.get("Labels") or {}
@@ -224,12 +291,15 @@ def render_original(orig):
     lines.append("workdir " + _escape(orig["workdir"]))
     lines.append("env-has-home %d" % (1 if orig["env_has_home"] else 0))
     lines.append("stopsignal %d" % orig["stopsignal"])
+    for service in orig.get("services") or ():
+        lines.append("service " + _escape(service))
     return "\n".join(lines) + "\n"
 
 
 def parse_original(text):
     """The inverse of render_original (the supervisor's reading, for tests and tools)."""
-    orig = {"entrypoint": [], "cmd": [], "user": "", "workdir": "", "env_has_home": False, "stopsignal": 0}
+    orig = {"entrypoint": [], "cmd": [], "user": "", "workdir": "", "env_has_home": False, "stopsignal": 0,
+            "services": []}
     for line in text.split("\n"):
         if not line or line.startswith("#"):
             continue
@@ -243,6 +313,8 @@ def parse_original(text):
             orig["env_has_home"] = value == "1"
         elif key == "stopsignal":
             orig["stopsignal"] = int(value or 0)
+        elif key == "service":
+            orig["services"].append(value)
     return orig
 
 
@@ -359,11 +431,21 @@ def build_context(files, orig, docker_file):
             else:
                 tar.addfile(info)
         add("Dockerfile", docker_file.encode("utf-8"))
-        for directory in ("testbed", "testbed/bin", "testbed/run", "testbed/node"):
+        directories = set(["testbed", "testbed/bin", "testbed/run", "testbed/node"])
+        for dest in files:
+            parent = os.path.dirname("testbed/" + dest)
+            while parent and parent not in directories:
+                directories.add(parent)
+                parent = os.path.dirname(parent)
+        for directory in sorted(directories):
             add(directory, mode=0o755, kind=tarfile.DIRTYPE)
+        links = dict((dest, value) for dest, value in files.items() if isinstance(value, Link))
+        links.setdefault("bin/sh", Link("busybox"))
         for dest in sorted(files):
-            add("testbed/" + dest, files[dest], mode=0o755)
-        add("testbed/bin/sh", kind=tarfile.SYMTYPE, mode=0o777, target="busybox")
+            if dest not in links:
+                add("testbed/" + dest, files[dest], mode=0o755)
+        for dest in sorted(links):
+            add("testbed/" + dest, kind=tarfile.SYMTYPE, mode=0o777, target=links[dest].target)
         add("testbed/original", render_original(orig).encode("utf-8"))
     return buf.getvalue()
 
@@ -412,7 +494,7 @@ def plan_augmentation(client, image_ref, level, tools_path=None):
     if cached is not None and ((cached.attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_KEY) == key:
         plan.update(action="cached", image_id=cached.id)
         return plan
-    orig = original_config(attrs)
+    orig = dict(original_config(attrs), services=list(SERVICES[level]))
     if (attrs.get("Config") or {}).get("OnBuild"):
         raise AugmentError("image %s has ONBUILD triggers, which would run during augmentation (FROM); "
                            "such images are build bases, not runnable: build an image from it first"

@@ -26,7 +26,7 @@ import os
 import signal
 import subprocess
 
-from ansible_collections.testbed.containers.plugins.module_utils import netlink
+from ansible_collections.testbed.containers.plugins.module_utils import names, netlink
 
 DEFAULTS = {
     "control_subnet": "172.30.0.0/16",
@@ -41,6 +41,8 @@ DEFAULTS = {
 }
 STATE_VERSION = 1
 HOST_OWNER = "testbed:host"
+CONTROL_BRIDGE = names.CONTROL_NETWORK  # the bridge is named like the Docker network
+NODE_SSH_PORT = 22
 
 
 class ControlError(Exception):
@@ -306,17 +308,55 @@ def ensure_exec_addresses(ipr, state, cfg, dry_run=False):
     return ops
 
 
-def host_rules(cfg):
-    """Host-wide rules: the exec sshd answers only through a node's DNAT, never directly."""
-    return {("filter", "TESTBED-INPUT"): [
+def host_rules(cfg, hairpin=False):
+    """Host-wide rules: the exec sshd answers only through a node's DNAT, never directly.
+
+    ``hairpin`` (some node runs its own SSH server): ``ssh -p PORT USER@localhost`` is DNATed
+    from 127.0.0.1 to the node, which needs ``route_localnet`` on dockercnet (set by
+    ensure_hairpin) and a masquerade of the loopback source; packets from the nodes to
+    127.0.0.0/8 are dropped, so route_localnet opens nothing of the host's to them.
+    """
+    rules = {("filter", "TESTBED-INPUT"): [
         ["-p", "tcp", "--dport", str(cfg["exec_port"]), "!", "-d", cfg["exec_subnet"], "-j", "DROP"]]}
+    if hairpin:
+        rules[("filter", "TESTBED-INPUT")].append(["-i", CONTROL_BRIDGE, "-d", "127.0.0.0/8", "-j", "DROP"])
+        rules[("nat", "TESTBED-HAIRPIN")] = [["-s", "127.0.0.0/8", "-j", "MASQUERADE"]]
+    return rules
 
 
-def node_rules(alloc, veth, mac):
-    """Rules of one node: its SSH port, and anti-spoofing on its control interface."""
+def ensure_hairpin(dry_run=False, bridge=None):
+    """route_localnet=1 on dockercnet (see host_rules); it stays with the bridge."""
+    path = "/proc/sys/net/ipv4/conf/%s/route_localnet" % (bridge or CONTROL_BRIDGE)
+    try:
+        with open(path) as f:
+            if f.read().strip() == "1":
+                return []
+    except (IOError, OSError):
+        return []  # no control bridge yet (check mode)
+    if not dry_run:
+        with open(path, "w") as f:
+            f.write("1\n")
+    return ["set route_localnet on %s (SSH from localhost into nodes' own servers)" % (bridge or CONTROL_BRIDGE)]
+
+
+def node_rules(alloc, veth, mac, own_sshd=False):
+    """Rules of one node: its SSH port, and anti-spoofing on its control interface.
+
+    The SSH port leads to the node's own SSH server (``own_sshd``: the ``full`` level) on its
+    control address, port 22, accepted only as such a DNATed connection; otherwise to the exec
+    sshd through the node's exec address.
+    """
+    if own_sshd:
+        target = "%s:%d" % (alloc["address"], NODE_SSH_PORT)
+        accept = [["-d", alloc["address"] + "/32", "-p", "tcp", "--dport", str(NODE_SSH_PORT), "-m", "conntrack",
+                   "--ctstate", "DNAT", "--ctorigdstport", str(alloc["port"]), "-j", "ACCEPT"]]
+    else:
+        target = "%s:%d" % (alloc["exec_address"], alloc["exec_port"])
+        accept = []
     return {
         ("nat", "TESTBED-SSH"): [["-p", "tcp", "--dport", str(alloc["port"]), "-j", "DNAT",
-                                  "--to-destination", "%s:%d" % (alloc["exec_address"], alloc["exec_port"])]],
+                                  "--to-destination", target]],
+        ("filter", "TESTBED-NODES"): accept,
         ("filter", "TESTBED-SPOOF"): [
             ["-m", "physdev", "--physdev-in", veth, "!", "-s", alloc["address"], "-j", "DROP"],
             ["-m", "physdev", "--physdev-in", veth, "-m", "mac", "!", "--mac-source", mac, "-j", "DROP"],

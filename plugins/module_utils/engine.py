@@ -174,3 +174,11 @@ def container_pid(ctr):
         ctr.reload()
     state = ctr.attrs.get("State", {})
     return state.get("Pid") if state.get("Running") else None
+
+
+def exec_run(cli, container_id, argv):
+    """Run ``argv`` in a running container as root; returns (exit code, output)."""
+    exec_id = cli.api.exec_create(container_id, argv, user="0")["Id"]
+    output = cli.api.exec_start(exec_id)
+    code = cli.api.exec_inspect(exec_id).get("ExitCode")
+    return code, output.decode("utf-8", "replace") if isinstance(output, bytes) else output

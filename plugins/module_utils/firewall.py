@@ -7,8 +7,10 @@ Why chains of ours (decision 1 of the design): dockerd sets the FORWARD policy t
 bridge-nf-call-iptables=1, so frames between two nodes on an experiment bridge traverse
 FORWARD and are dropped.  Rather than flip either global, ``TESTBED-LANS`` (jumped from
 ``DOCKER-USER``) holds one ``-i BR -o BR -j ACCEPT`` rule per experiment bridge.  The control
-network adds ``TESTBED-SPOOF`` (anti-spoofing, from DOCKER-USER and INPUT) and, in the nat
-table, ``TESTBED-SSH`` (a node's SSH port, from PREROUTING and OUTPUT).
+network adds ``TESTBED-SPOOF`` (anti-spoofing, from DOCKER-USER and INPUT), ``TESTBED-NODES``
+(connections DNATed to a node's own SSH server, from DOCKER-USER) and, in the nat table,
+``TESTBED-SSH`` (a node's SSH port, from PREROUTING and OUTPUT) and ``TESTBED-HAIRPIN``
+(``ssh -p PORT USER@localhost`` into a node's own SSH server, from POSTROUTING).
 
 Every rule carries the comment ``OWNER DIGEST``: OWNER is ``testbed:PROJECT/NAME`` (or
 ``testbed:host`` for host-wide rules) and DIGEST a hash of the rule's arguments, so a rule is
@@ -31,6 +33,8 @@ LAN_CHAIN = ("filter", "TESTBED-LANS")
 SPOOF_CHAIN = ("filter", "TESTBED-SPOOF")
 SSH_CHAIN = ("nat", "TESTBED-SSH")
 GUARD_CHAIN = ("filter", "TESTBED-INPUT")
+NODES_CHAIN = ("filter", "TESTBED-NODES")
+HAIRPIN_CHAIN = ("nat", "TESTBED-HAIRPIN")
 # (table, chain) -> the jumps into it: (hook chain, match arguments), inserted first.
 HOOKS = {
     LAN_CHAIN: [("DOCKER-USER", [])],
@@ -38,6 +42,8 @@ HOOKS = {
     SSH_CHAIN: [("PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL"]),
                 ("OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL"])],
     GUARD_CHAIN: [("INPUT", [])],
+    NODES_CHAIN: [("DOCKER-USER", ["-o", "dockercnet"])],
+    HAIRPIN_CHAIN: [("POSTROUTING", ["-o", "dockercnet"])],
 }
 CHAINS = list(HOOKS)
 

@@ -20,8 +20,6 @@ import re
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 NAME_HINT = "use 1 to 31 characters: a lowercase letter, then lowercase letters, digits or '-'"
 AUGMENT_LEVELS = ("none", "basic", "full")
-# Levels whose machinery exists in this version of the collection.
-AUGMENT_IMPLEMENTED = ("none", "basic")
 ROUTING_MODES = ("static", "none")
 DEFAULT_POOL = "10.10.0.0/16"
 DEFAULT_PREFIXLEN = 24
@@ -121,10 +119,57 @@ LAN_KEYS = ("members", "subnet") + SHAPE_KEYS
 LINK_KEYS = ("endpoints", "subnet") + SHAPE_KEYS
 DIRECTION_RE = re.compile(r"^([a-z][a-z0-9-]{0,30})_to_([a-z][a-z0-9-]{0,30})$")
 TOP_KEYS = ("name", "project", "nodes", "lans", "links", "routing", "defaults", "addressing", "ssh_keys",
-            "placement")
+            "placement", "users")
+USER_KEYS = ("name", "ssh_keys")
+# An account name as Debian's useradd accepts it (NAME_REGEX), 32 characters at most.
+ACCOUNT_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 SSH_KEY_RE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?$")
 DEFAULT_KEYS = ("augment", "image", "start")
 ADDRESSING_KEYS = ("pool", "prefixlen")
+
+
+def _check_ssh_keys(errors, path, keys):
+    """A list of OpenSSH public keys (lines of id_*.pub files); returns the valid ones, stripped."""
+    if keys is None:
+        return []
+    if not isinstance(keys, list):
+        errors.add(path, "must be a list of public keys (lines of id_*.pub files)")
+        return []
+    valid = []
+    for i, key in enumerate(keys):
+        if not isinstance(key, str) or not SSH_KEY_RE.match(key.strip()):
+            errors.add("%s[%d]" % (path, i), "not an OpenSSH public key: paste a line of an id_*.pub file")
+        else:
+            valid.append(key.strip())
+    return valid
+
+
+def _check_users(errors, users):
+    """``users:``: the accounts of ``full`` nodes, [{name, ssh_keys}]; None when absent (the
+    planner then uses the controller's user and keys)."""
+    if users is None:
+        return None
+    if not isinstance(users, list):
+        errors.add("users", "must be a list of accounts, each {name: NAME, ssh_keys: [KEY, ...]}")
+        return None
+    result, seen = [], set()
+    for i, user in enumerate(users):
+        path = "users[%d]" % i
+        if isinstance(user, str):
+            user = {"name": user}
+        if not _check_keys(errors, path, user, USER_KEYS):
+            continue
+        name = user.get("name")
+        if not isinstance(name, str) or not ACCOUNT_RE.match(name):
+            errors.add(path + ".name", "%r is not an account name: use 1 to 32 characters, a lowercase letter or '_' "
+                                       "first, then lowercase letters, digits, '_' or '-'" % (name,))
+            continue
+        if name in seen:
+            errors.add(path + ".name", "account %r is listed twice: merge its ssh_keys into one entry" % name)
+            continue
+        seen.add(name)
+        result.append({"name": name, "ssh_keys": _check_ssh_keys(errors, path + ".ssh_keys", user.get("ssh_keys"))})
+    return result
 
 
 def _check_node(errors, path, spec, defaults):
@@ -169,8 +214,6 @@ def _check_node(errors, path, spec, defaults):
     augment = spec.get("augment", defaults.get("augment", DEFAULT_AUGMENT))
     if augment not in AUGMENT_LEVELS:
         errors.add(_join(path, "augment"), "must be one of %s, got %r" % (", ".join(AUGMENT_LEVELS), augment))
-    elif augment not in AUGMENT_IMPLEMENTED:
-        errors.add(_join(path, "augment"), "level %r is not available in this version yet; use 'basic' or 'none'" % augment)
     node["augment"] = augment
     start = spec.get("start", defaults.get("start"))
     if start is not None:
@@ -344,13 +387,8 @@ def validate(doc):
     _check_host_names(errors, nodes, lans)
     _check_subnets(errors, lans)
     errors.gate()
-    ssh_keys = doc.get("ssh_keys") or []
-    if not isinstance(ssh_keys, list):
-        errors.add("ssh_keys", "must be a list of public keys (lines of id_*.pub files)")
-        ssh_keys = []
-    for i, key in enumerate(ssh_keys):
-        if not isinstance(key, str) or not SSH_KEY_RE.match(key.strip()):
-            errors.add("ssh_keys[%d]" % i, "not an OpenSSH public key: paste a line of an id_*.pub file")
+    ssh_keys = _check_ssh_keys(errors, "ssh_keys", doc.get("ssh_keys"))
+    users = _check_users(errors, doc.get("users"))
     packing = None
     placement = doc.get("placement") or {}
     if _check_keys(errors, "placement", placement, ("packing",)):
@@ -360,7 +398,7 @@ def validate(doc):
             packing = None
     errors.gate()
     return {"name": doc["name"], "project": project, "routing": routing, "nodes": nodes, "ssh_keys": ssh_keys,
-            "packing": packing,
+            "users": users, "packing": packing,
             "lans": lans, "pool": pool, "prefixlen": prefixlen}
 
 

@@ -26,8 +26,12 @@ from ansible_collections.testbed.containers.plugins.module_utils import model, n
 PLAN_VERSION = 1
 
 
-def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None):
+def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, controller_user=None):
     """Validate ``doc`` (parsed YAML) and plan it onto ``hosts`` (inventory names, in order).
+
+    ``controller_keys`` and ``controller_user``: the public keys and the name of the user running
+    the playbook; they may log in as root on every node, and, without ``users:`` in the file, are
+    the one account of ``full`` nodes.
 
     Raises model.ExperimentError with every problem found.
     """
@@ -51,6 +55,7 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None):
         "name": name,
         "routing": exp["routing"],
         "ssh_keys": _unique([k.strip() for k in exp["ssh_keys"]] + [k.strip() for k in controller_keys]),
+        "users": plan_users(exp["users"], controller_user, controller_keys),
         "prefix": names.kernel_prefix(project, name),
         "hosts": sorted(set(placement.values()), key=hosts.index),
         "lans": {},
@@ -340,6 +345,25 @@ def _unique(items):
     return [i for i in items if not (i in seen or seen.add(i))]
 
 
+def plan_users(users, controller_user, keys):
+    """The accounts of ``full`` nodes: the file's ``users:``, else the controller's user with its
+    keys (none when the controller runs as root: root exists in every node)."""
+    if users is not None:
+        return [dict(u, ssh_keys=list(u["ssh_keys"])) for u in users]
+    if not controller_user or controller_user == "root" or not model.ACCOUNT_RE.match(controller_user):
+        return []
+    return [{"name": controller_user, "ssh_keys": _unique([k.strip() for k in keys])}]
+
+
+def controller_user():
+    """The name of the user running the playbook."""
+    import getpass
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
 def controller_keys(ssh_dir="~/.ssh"):
     """The public keys of the user running the playbook (``~/.ssh/id_*.pub``)."""
     import glob
@@ -368,4 +392,4 @@ def load_and_plan(path, hosts, record_dir=None, host_vars=None):
         if isinstance(project, str) and isinstance(name, str):
             record = report.read_record(record_dir, project, name)
             previous = record.get("plan") if record else None
-    return make_plan(doc, hosts, previous, controller_keys(), host_vars)
+    return make_plan(doc, hosts, previous, controller_keys(), host_vars, controller_user())

@@ -24,7 +24,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.testbed.containers.plugins.module_utils import augment, control, engine, firewall, names, netlink, shaping
+from ansible_collections.testbed.containers.plugins.module_utils import (augment, control, engine, firewall, names, netlink,
+                                                                        services, shaping)
 from ansible_collections.testbed.containers.plugins.module_utils.plan import hosts_file, slice_of
 
 DEFAULT_STATE_DIR = "/var/lib/testbed"
@@ -201,7 +202,7 @@ class Slice:
         """Control network, then each node's control address, exec address and SSH port."""
         details = dict((node, {"container": self.plan["nodes"][node]["container"],
                                "keys_file": control.keys_path(self.control, self.plan["nodes"][node]["container"]),
-                               "record": self.paths.record})
+                               "record": self.paths.record, "own_sshd": self.own_sshd(node)})
                        for node in self.nodes)
         with file_lock(control.host_lock_path(self.control)):
             ops, subnet = engine.ensure_control_network(cli, self.control["control_subnet"], self.dry_run)
@@ -233,16 +234,30 @@ class Slice:
         desired = {firewall.LAN_CHAIN: firewall.lan_rules([self.plan["lans"][lan]["bridge"] for lan in self.lans])}
         for node, result in sorted(results.items()):
             alloc = dict(result["allocation"], exec_port=self.control["exec_port"])
-            for chain, rules in control.node_rules(alloc, result.get("control_veth"),
-                                                   result.get("control_mac")).items():
+            for chain, rules in control.node_rules(alloc, result.get("control_veth"), result.get("control_mac"),
+                                                   own_sshd=self.own_sshd(node)).items():
                 desired.setdefault(chain, []).extend(rules)
         with file_lock(control.host_lock_path(self.control)):
-            self._ops(firewall.ensure_rules(self.owner, desired, self.dry_run))
-            self._ops(firewall.ensure_rules(control.HOST_OWNER, control.host_rules(self.control), self.dry_run))
             state = control.load_state(self.control)
+            hairpin = any(entry.get("own_sshd") for entry in state["nodes"].values())
+            if hairpin:
+                self._ops(control.ensure_hairpin(self.dry_run))
+            self._ops(firewall.ensure_rules(self.owner, desired, self.dry_run))
+            self._ops(firewall.ensure_rules(control.HOST_OWNER, control.host_rules(self.control, hairpin),
+                                            self.dry_run))
             with netlink.IPRoute() as ipr:
                 self._ops(control.ensure_exec_addresses(ipr, state, self.control, self.dry_run))
             self._ops(control.ensure_sshd(state, self.control, self.dry_run))
+
+    def own_sshd(self, node):
+        """Does the node run its own SSH server (level ``full``)? Else SSH is exec style."""
+        return self.plan["nodes"][node]["augment"] == "full"
+
+    def ssh_command(self, node, allocation):
+        """How a person reaches the node: as the experiment's first user on ``full`` nodes."""
+        users = self.plan.get("users") or []
+        user = users[0]["name"] if self.own_sshd(node) and users else "root"
+        return "ssh -p %d %s@%s" % (allocation["port"], user, self.public_address)
 
     def _record_head(self):
         return {"version": RECORD_VERSION, "project": self.project, "name": self.name, "host": self.host,
@@ -378,14 +393,22 @@ class Slice:
         ref = images[(node["image"], node["augment"])]
         kwargs, digest = engine.container_spec(self.plan, node_name, image_ids[ref], self.paths.hosts(node_name),
                                                allocation["address"], ref)
+        accounts_changed = False
         if node["augment"] != "none":
             node_dir = os.path.join(self.paths.node_dir(node_name), "testbed")
             if augment.write_start_command(node_dir, node.get("start"), self.dry_run):
                 self._op("write %s start command" % node_name)
+            if node["augment"] == "full":
+                accounts_changed = services.write_accounts(node_dir, self.plan.get("users") or [],
+                                                           self.plan.get("ssh_keys", []), self.dry_run)
+                if accounts_changed:
+                    self._op("write %s accounts and keys" % node_name)
+                if services.ensure_host_key(node_dir, augment.dropbear_path(), self.dry_run):
+                    self._op("make %s SSH host key" % node_name)
             kwargs = augment.merge_kwargs(kwargs, augment.runtime_kwargs(node_dir))
         result = {"container_name": node["container"], "allocation": allocation,
                   "control_address": allocation["address"], "ssh_port": allocation["port"],
-                  "ssh": "ssh -p %d root@%s" % (allocation["port"], self.public_address)}
+                  "ssh": self.ssh_command(node_name, allocation)}
         if ctr is not None and ctr.labels.get(names.LABEL_CONFIG) != digest:
             self._op("recreate node %s (its settings changed)" % node_name)
             if not self.dry_run:
@@ -403,6 +426,9 @@ class Slice:
                 return dict(result, container=ctr.id)
             cli.api.start(ctr.id)
             pid = engine.container_pid(ctr)
+        elif accounts_changed and not self.dry_run:
+            # a running node reads its accounts at start: have it create the new ones now
+            engine.exec_run(cli, ctr.id, [augment.TB + "/bin/sh", augment.TB + "/services/sshd", "--accounts"])
         if pid is None:
             raise SliceError("container %s is not running after start: its main process exited; check its image "
                              "and command (docker logs %s)" % (node["container"], node["container"]))

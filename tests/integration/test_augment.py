@@ -24,7 +24,7 @@ import docker
 import pytest
 
 import augment_zoo as zoo
-from ansible_collections.testbed.containers.plugins.module_utils import augment
+from ansible_collections.testbed.containers.plugins.module_utils import augment, services
 
 ROOT = zoo.ROOT
 RUN_ID = uuid.uuid4().hex[:8]
@@ -82,6 +82,14 @@ def tools():
 
 
 @pytest.fixture(scope="module")
+def ssh_key(tmp_path_factory):
+    """A key pair the full nodes authorize."""
+    path = str(tmp_path_factory.mktemp("ssh") / "id_ed25519")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
 def zoo_images():
     return zoo.build_all()
 
@@ -92,14 +100,15 @@ def results_table(request):
     if not RESULTS:
         return
     reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    lines = ["", "augmentation: image x level (full: not built in this version)",
+    lines = ["", "augmentation: image x level",
              "| image | none | basic | full | augment s (tag absent / tag hit) |", "| --- | --- | --- | --- | --- |"]
     for case in [c for c in CASES if c in RESULTS] + sorted(set(RESULTS) - set(CASES)):
         row = RESULTS[case]
         cells = [row.get(level, "-") for level in LEVELS] + [row.get("seconds", "-")]
         lines.append("| %s | %s |" % (case, " | ".join(cells)))
-    ok = sum(1 for row in RESULTS.values() if row.get("basic") == "ok")
-    lines.append("basic: %d/%d ok" % (ok, len(RESULTS)))
+    for level in ("basic", "full"):
+        rows = [row for row in RESULTS.values() if row.get(level) != "n/a"]
+        lines.append("%s: %d/%d ok" % (level, sum(1 for row in rows if row.get(level) == "ok"), len(rows)))
     text = "\n".join(lines)
     capman = request.config.pluginmanager.getplugin("capturemanager")
     if reporter is not None and capman is not None:
@@ -283,10 +292,10 @@ def image_ref(spec, case, zoo_images):
 # ---- the zoo -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_zoo(case, cli, zoo_images, runner, tmp_path):
+def test_zoo(case, cli, zoo_images, runner, tmp_path, ssh_key):
     spec = CASES[case]
     image = image_ref(spec, case, zoo_images)
-    row = RESULTS.setdefault(case, {"none": "fail", "basic": "fail", "full": "n/a"})
+    row = RESULTS.setdefault(case, {"none": "fail", "basic": "fail", "full": "fail"})
 
     # level none: the image as it is, the reference
     ref = runner.run(image, case + "-none", command=spec.get("command"))
@@ -362,6 +371,70 @@ def test_zoo(case, cli, zoo_images, runner, tmp_path):
     if "exits" in spec:
         assert status_of(pid)["app"] == "exited:%d" % spec["exits"]
     row["basic"] = "ok"
+
+    check_full(cli, runner, case, spec, image, ref_seen, tmp_path, ssh_key)
+    row["full"] = "ok"
+
+
+def ssh_run(key, user, address, command):
+    proc = subprocess.run(["ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                           "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+                           "%s@%s" % (user, address), command],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=30,
+                          check=False)
+    return proc.returncode, proc.stdout
+
+
+def check_full(cli, runner, case, spec, image, ref_seen, tmp_path, key):
+    """Level full: the application as in the reference, the start command after the marker, and
+    SSH key login as root and as an experiment user (an account the node creates), with ip and
+    ping at hand whatever the image has."""
+    full_ref, _changed = augment.augment_image(cli, image, "full")
+    assert augment.augment_image(cli, image, "full") == (full_ref, False)
+    assert full_ref.split(":")[-1].startswith("full-")
+    node_dir = str(tmp_path / "full")
+    with open(key + ".pub") as f:
+        pub = f.read().strip()
+    assert services.write_accounts(node_dir, [{"name": "tester", "ssh_keys": [pub]}]) is True
+    assert services.write_accounts(node_dir, [{"name": "tester", "ssh_keys": [pub]}]) is False
+    assert services.ensure_host_key(node_dir, augment.dropbear_path()) is True
+    augment.write_start_command(node_dir, START_CMD)
+    node = runner.run(full_ref, case + "-full", command=spec.get("command"), node_dir=node_dir)
+    pid = host_pid(node)
+    if "exits" in spec:
+        st = status_when(pid, "app exit", lambda s: s.get("app_state") == "exited")
+        assert st["app_exit"] == spec["exits"]
+    else:
+        st = status_when(pid, "app running", lambda s: s.get("app_state") == "running")
+        seen = behaviour(node, spec, int(st["app_pid"]))
+        assert seen == ref_seen, "full node behaves differently:\n%r\n!=\n%r" % (seen, ref_seen)
+    plumb_and_mark_ready(pid)
+    st = status_when(pid, "start command", lambda s: s.get("start_state") == "exited")
+    assert st["start_exit"] == 7
+    st = status_when(pid, "sshd", lambda s: s.get("service_sshd") == "running")
+    node.reload()
+    address = node.attrs["NetworkSettings"]["IPAddress"]
+    fingerprint = services.host_key_fingerprint(node_dir, augment.dropbear_path())
+    assert fingerprint and fingerprint.startswith("SHA256:")
+
+    def login(user):
+        code, out = ssh_run(key, user, address, "id -u; id -un; cd; pwd; ip -o link show eth0 >/dev/null && echo ip-ok; "
+                                                "ping -c 1 -W 2 127.0.0.1 >/dev/null && echo ping-ok")
+        return out if code == 0 else None
+    out = wait_for("ssh root@%s" % address, lambda: login("root"), timeout=15, interval=0.3)
+    assert out.split() == ["0", "root", out.split()[2], "ip-ok", "ping-ok"], out
+    code, out = ssh_run(key, "tester", address, "id -u; id -un; cd; pwd; ip -o link show eth0 >/dev/null && echo ip-ok")
+    assert code == 0, out
+    uid, name, home = out.split()[:3]
+    assert (name, home) == ("tester", "/home/tester") and int(uid) >= 1000, out
+    assert "ip-ok" in out
+    # a key the node does not know is refused
+    other = str(tmp_path / "other")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other], check=True)
+    assert ssh_run(other, "root", address, "true")[0] != 0
+    # the application still behaves as the reference after logins, and sshd runs as a service
+    ps = bb(node, "ps", "-o", "ppid,args")
+    assert re.search(r"^\s*1\s+/.testbed/bin/dropbear -F -E -p 22 ", ps, re.M), ps
 
 
 # ---- commit of a running node -------------------------------------------------------------------

@@ -26,7 +26,7 @@ def plain_attrs(**config):
 def test_original_round_trips_every_character_the_supervisor_must_see():
     orig = {"entrypoint": ["/bin/app", "", "two words", "back\\slash", "new\nline", "literal \\n", "ünï"],
             "cmd": ["-c", "echo \"$HOME\"\n\ttab"], "user": "alice:staff", "workdir": "/srv/my dir",
-            "env_has_home": True, "stopsignal": 3}
+            "env_has_home": True, "stopsignal": 3, "services": ["sshd", "x-1"]}
     text = augment.render_original(orig)
     assert augment.parse_original(text) == orig
     # one line per element; the escapes the C parser knows, nothing else
@@ -46,7 +46,8 @@ def test_original_config_of_a_plain_image():
                         WorkingDir="/srv", Env=["PATH=/bin", "HOME=/srv"], StopSignal="SIGQUIT")
     orig = augment.original_config(attrs)
     assert orig == {"entrypoint": ["/docker-entrypoint.sh"], "cmd": ["nginx", "-g", "daemon off;"], "user": "www",
-                    "workdir": "/srv", "env_has_home": True, "stopsignal": int(signal.SIGQUIT)}
+                    "workdir": "/srv", "env_has_home": True, "stopsignal": int(signal.SIGQUIT),
+                    "services": []}
     assert augment.original_config(plain_attrs(Cmd=None))["cmd"] == []
 
 
@@ -182,7 +183,8 @@ def test_tools_hash_follows_their_content(tmp_path):
     make_tools(tmp_path / "a")
     make_tools(tmp_path / "b", supervisor=b"\x7fELF-other")
     files, hash_a = augment.load_tools("basic", str(tmp_path / "a"))
-    assert set(files) == {"bin/supervisor", "bin/busybox"}
+    assert set(files) == {"bin/supervisor", "bin/busybox", "bin/sh"}
+    assert files["bin/sh"] == augment.Link("busybox")
     assert augment.load_tools("basic", str(tmp_path / "a"))[1] == hash_a
     assert augment.load_tools("basic", str(tmp_path / "b"))[1] != hash_a
 
@@ -190,8 +192,35 @@ def test_tools_hash_follows_their_content(tmp_path):
 def test_missing_tools_say_how_to_build_them(tmp_path):
     with pytest.raises(AugmentError, match="build-tools.sh"):
         augment.load_tools("basic", str(tmp_path / "none"))
+    make_tools(tmp_path / "basic")
+    with pytest.raises(AugmentError, match="dropbearmulti missing: run scripts/build-tools.sh"):
+        augment.load_tools("full", str(tmp_path / "basic"))
     with pytest.raises(AugmentError, match="not built by this version"):
-        augment.load_tools("full", str(tmp_path))
+        augment.load_tools("fancy", str(tmp_path))
+
+
+def test_full_level_adds_sshd_service_dropbear_and_tools(tmp_path):
+    make_tools(tmp_path)
+    with open(os.path.join(str(tmp_path), "dropbearmulti"), "wb") as f:
+        f.write(b"\x7fELF-db")
+    os.chmod(os.path.join(str(tmp_path), "dropbearmulti"), 0o755)
+    with open(os.path.join(str(tmp_path), "busybox"), "w") as f:  # a busybox that lists two applets
+        f.write("#!/bin/sh\necho ip; echo ping\n")
+    files, full_hash = augment.load_tools("full", str(tmp_path))
+    assert files["bin/dropbearmulti"] == b"\x7fELF-db"
+    assert files["bin/dropbear"] == files["bin/dropbearkey"] == augment.Link("dropbearmulti")
+    assert files["tools/ip"] == files["tools/ping"] == augment.Link("../bin/busybox")
+    assert files["tools/scp"] == augment.Link("../bin/dropbearmulti")
+    assert b"exec $TB/bin/dropbear -F -E -p 22 " in files["services/sshd"]
+    assert full_hash != augment.load_tools("basic", str(tmp_path))[1]
+    orig = dict(augment.original_config(plain_attrs(Entrypoint=["/a"])), services=["sshd"])
+    data = augment.build_context(files, orig, "FROM x\n")
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = dict((m.name, m) for m in tar.getmembers())
+        assert "service sshd" in tar.extractfile("testbed/original").read().decode().splitlines()
+    assert members["testbed/tools"].isdir() and members["testbed/services"].isdir()
+    assert members["testbed/tools/ip"].issym() and members["testbed/tools/ip"].linkname == "../bin/busybox"
+    assert members["testbed/services/sshd"].isfile() and members["testbed/services/sshd"].mode == 0o755
 
 
 def test_tools_dir_defaults(monkeypatch):

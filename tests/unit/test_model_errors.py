@@ -16,7 +16,7 @@ HOSTS = ["h1", "h2"]
 HINT = model.NAME_HINT
 IMG = {"image": "img"}
 NODE_KEYS = "augment, command, cpus, env, forwarding, host, image, memory, start"
-TOP_KEYS = "addressing, defaults, lans, links, name, nodes, placement, project, routing, ssh_keys"
+TOP_KEYS = "addressing, defaults, lans, links, name, nodes, placement, project, routing, ssh_keys, users"
 
 
 def exp(nodes=None, lans=None, links=None, **top):
@@ -294,22 +294,30 @@ def test_error_text_lists_every_error_one_per_line():
     assert err.errors == ["a: one", "b: two"]
 
 
-NOT_YET = [level for level in model.AUGMENT_LEVELS if level not in model.AUGMENT_IMPLEMENTED]
+@pytest.mark.parametrize("users, expected", [
+    ("alice", ["users: must be a list of accounts, each {name: NAME, ssh_keys: [KEY, ...]}"]),
+    ([{"name": "Alice"}], ["users[0].name: 'Alice' is not an account name: use 1 to 32 characters, a lowercase "
+                           "letter or '_' first, then lowercase letters, digits, '_' or '-'"]),
+    ([{"name": "alice"}, "alice"], ["users[1].name: account 'alice' is listed twice: merge its ssh_keys into one "
+                                    "entry"]),
+    ([{"name": "bob", "keys": []}], ["users[0].keys: unknown key; allowed keys: name, ssh_keys"]),
+    ([{"name": "bob", "ssh_keys": ["not a key"]}],
+     ["users[0].ssh_keys[0]: not an OpenSSH public key: paste a line of an id_*.pub file"]),
+    ([{"name": "bob", "ssh_keys": "ssh-ed25519 AAAA"}],
+     ["users[0].ssh_keys: must be a list of public keys (lines of id_*.pub files)"]),
+    ([7], ["users[0]: must be a mapping, got an integer"]),
+])
+def test_users_errors_name_the_field(users, expected):
+    assert errors_of(exp(users=users, nodes={"a": dict(IMG)}, lans={}, links={}), HOSTS) == expected
 
 
-@pytest.mark.skipif(not NOT_YET, reason="every augmentation level is implemented")
-@pytest.mark.parametrize("level", NOT_YET)
-def test_augment_level_not_available_yet(level):
-    assert errors_of(node(augment=level), HOSTS) == [
-        "nodes.a.augment: level %r is not available in this version yet; use 'basic' or 'none'" % level]
-
-
-@pytest.mark.skipif(not NOT_YET, reason="every augmentation level is implemented")
-def test_augment_level_not_available_yet_from_defaults_names_each_node():
-    doc = exp(defaults={"augment": NOT_YET[0]}, nodes={"a": dict(IMG), "b": dict(IMG, augment="none")}, lans={},
-              links={})
-    assert errors_of(doc, HOSTS) == [
-        "nodes.a.augment: level %r is not available in this version yet; use 'basic' or 'none'" % NOT_YET[0]]
+def test_users_accept_names_and_mappings_and_full_level():
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE alice@lab"
+    doc = exp(users=["bob", {"name": "alice", "ssh_keys": [key + "  "]}],
+              nodes={"a": dict(IMG, augment="full")}, lans={}, links={})
+    checked = model.validate(doc)
+    assert checked["users"] == [{"name": "bob", "ssh_keys": []}, {"name": "alice", "ssh_keys": [key]}]
+    assert checked["nodes"]["a"]["augment"] == "full"
 
 
 def test_defaults_image_fills_nodes_without_image():

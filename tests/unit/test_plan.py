@@ -547,7 +547,7 @@ def test_same_input_gives_equal_plans_with_stable_order():
     one, two = make_plan(doc, HOSTS), make_plan(copy.deepcopy(doc), HOSTS)
     assert one == two
     assert json.dumps(one) == json.dumps(two)  # order-sensitive
-    assert list(one) == ["version", "project", "name", "routing", "ssh_keys", "prefix", "hosts", "lans", "nodes", "tunnels", "etc_hosts", "features"]
+    assert list(one) == ["version", "project", "name", "routing", "ssh_keys", "users", "prefix", "hosts", "lans", "nodes", "tunnels", "etc_hosts", "features"]
     assert list(one["nodes"]) == ["n0", "r1", "r2", "r3", "n4"]
     assert list(one["lans"]) == ["lan0", "lan1", "lan2", "lan3"]
     assert list(one["nodes"]["n0"]) == ["image", "command", "cpus", "memory", "forwarding", "augment", "start", "env",

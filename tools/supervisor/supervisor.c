@@ -28,6 +28,11 @@
  *     one, else the injected /.testbed/bin/sh), output in
  *     /var/log/testbed/start_command.{out,err} and start/end/exit status appended to
  *     /var/log/testbed/start_command.log;
+ *   - runs the level's services (`service NAME` lines of /.testbed/original; the script is
+ *     /.testbed/services/NAME; the `full` level has `sshd`), each
+ *     with the injected shell as root in its own session, output appended to
+ *     /var/log/testbed/NAME.log, restarted whenever it exits (back-off 1 s doubling to 30 s),
+ *     stopped with SIGTERM when the node stops;
  *   - keeps /.testbed/run/status current (KEY=VALUE lines, replaced atomically) so the host
  *     reads the node's state through /proc/PID/root.
  */
@@ -60,6 +65,9 @@
 #define STATUS_TMP RUN_DIR "/.status.tmp"
 #define ORIGINAL_FILE TB_DIR "/original"
 #define START_FILE TB_DIR "/node/start"
+#define SERVICES_DIR TB_DIR "/services"
+#define MAX_SERVICES 8
+#define SERVICE_RESTART_MIN_MS 1000
 #define TB_SHELL TB_DIR "/bin/sh"
 #define LOG_DIR "/var/log/testbed"
 #define LOG_FALLBACK_DIR RUN_DIR
@@ -240,6 +248,8 @@ struct original {
     char *workdir;
     int env_has_home;
     int stopsignal;
+    char **service;   /* the level's services, by name under /.testbed/services */
+    int n_service;
 };
 
 static void unescape(char *s)
@@ -307,6 +317,8 @@ static void read_original(struct original *o)
             o->env_has_home = atoi(value);
         } else if (strcmp(line, "stopsignal") == 0) {
             o->stopsignal = atoi(value);
+        } else if (strcmp(line, "service") == 0) {
+            list_add(&o->service, &o->n_service, value);
         }
     }
     free(buf);
@@ -488,6 +500,19 @@ static char start_error[512];
 static int start_log_fd = -1;
 static char log_dir[64] = LOG_DIR;
 
+struct service {
+    char name[64];
+    char path[PATH_MAX];
+    pid_t pid;
+    int code;                 /* last exit code, -1 before the first exit */
+    int restarts;
+    long long started_ms;
+    long long restart_at_ms;  /* -1: not scheduled */
+    int delay_ms;
+};
+static struct service services[MAX_SERVICES];
+static int n_services;
+
 static int ready;
 static int stopping;
 static int status_dirty = 1;
@@ -538,6 +563,14 @@ static void write_status(void)
         ADD("start_error=%s\n", start_error);
     if (start_state != START_WAITING && start_state != START_NONE)
         ADD("start_logs=%s\n", log_dir);
+    for (int i = 0; i < n_services; i++) {
+        struct service *sv = &services[i];
+        if (sv->pid > 0)
+            ADD("service_%s=running\nservice_%s_pid=%d\n", sv->name, sv->name, (int)sv->pid);
+        else
+            ADD("service_%s=exited:%d\n", sv->name, sv->code);
+        ADD("service_%s_restarts=%d\n", sv->name, sv->restarts);
+    }
 #undef ADD
     if (len >= sizeof(buf))
         len = sizeof(buf) - 1;
@@ -848,6 +881,144 @@ static void start_exited(int status)
     status_dirty = 1;
 }
 
+/* ---- services (/.testbed/services/NAME, run with the injected shell) -------------------- */
+
+static int service_name_ok(const char *name)
+{
+    if (!*name || strlen(name) >= sizeof(services[0].name))
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            return 0;
+    return 1;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(((const struct service *)a)->name, ((const struct service *)b)->name);
+}
+
+/* The services /.testbed/original names (an image augmented again at another level gets a
+ * new file: services of a former level, whose scripts stay in a lower layer, do not run). */
+static void find_services(void)
+{
+    for (int i = 0; i < orig.n_service; i++) {
+        const char *name = orig.service[i];
+        if (!service_name_ok(name)) {
+            warnx("service name %s is not valid: ignored", name);
+            continue;
+        }
+        if (n_services == MAX_SERVICES) {
+            warnx("more than %d services: %s ignored", MAX_SERVICES, name);
+            continue;
+        }
+        struct service *sv = &services[n_services];
+        memset(sv, 0, sizeof(*sv));
+        memcpy(sv->name, name, strlen(name) + 1); /* service_name_ok: it fits */
+        snprintf(sv->path, sizeof(sv->path), "%s/%s", SERVICES_DIR, name);
+        sv->code = -1;
+        sv->restart_at_ms = -1;
+        sv->delay_ms = SERVICE_RESTART_MIN_MS;
+        n_services++;
+    }
+    qsort(services, (size_t)n_services, sizeof(services[0]), compare_names);
+}
+
+static void start_service(struct service *sv)
+{
+    sv->restart_at_ms = -1;
+    char logpath[PATH_MAX];
+    const char *dir = (mkdir_p(LOG_DIR, 0755) == 0 && access(LOG_DIR, W_OK) == 0) ? LOG_DIR : LOG_FALLBACK_DIR;
+    snprintf(logpath, sizeof(logpath), "%s/%s.log", dir, sv->name);
+    int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+    pid_t pid = fork();
+    if (pid < 0) {
+        warnx("fork for service %s: %s", sv->name, strerror(errno));
+        sv->code = 125;
+        sv->restart_at_ms = now_ms() + sv->delay_ms;
+    } else if (pid == 0) {
+        setsid();
+        child_signals();
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, STDIN_FILENO);
+            if (logfd < 0) {
+                dup2(devnull, STDOUT_FILENO);
+                dup2(devnull, STDERR_FILENO);
+            }
+            if (devnull > STDERR_FILENO)
+                close(devnull);
+        }
+        if (logfd >= 0) {
+            dup2(logfd, STDOUT_FILENO);
+            dup2(logfd, STDERR_FILENO);
+        }
+        if (chdir("/") < 0)
+            _exit(126);
+        execl(TB_SHELL, "sh", sv->path, (char *)NULL);
+        warnx("exec %s %s: %s", TB_SHELL, sv->path, strerror(errno));
+        _exit(127);
+    } else {
+        sv->pid = pid;
+        sv->started_ms = now_ms();
+    }
+    if (logfd >= 0)
+        close(logfd);
+    status_dirty = 1;
+}
+
+static void service_exited(struct service *sv, int status)
+{
+    sv->code = exit_code(status);
+    sv->pid = 0;
+    status_dirty = 1;
+    if (stopping)
+        return;
+    if (now_ms() - sv->started_ms >= RESTART_RESET_S * 1000)
+        sv->delay_ms = SERVICE_RESTART_MIN_MS;
+    sv->restart_at_ms = now_ms() + sv->delay_ms;
+    sv->delay_ms = sv->delay_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS : sv->delay_ms * 2;
+}
+
+static int services_running(void)
+{
+    for (int i = 0; i < n_services; i++)
+        if (services[i].pid > 0)
+            return 1;
+    return 0;
+}
+
+static void stop_services(void)
+{
+    for (int i = 0; i < n_services; i++) {
+        services[i].restart_at_ms = -1;
+        if (services[i].pid > 0)
+            kill(-services[i].pid, SIGTERM);
+    }
+}
+
+/* The earliest scheduled service restart, or -1. */
+static long long next_service_restart(void)
+{
+    long long at = -1;
+    for (int i = 0; i < n_services; i++)
+        if (services[i].restart_at_ms >= 0 && (at < 0 || services[i].restart_at_ms < at))
+            at = services[i].restart_at_ms;
+    return at;
+}
+
+static void restart_due_services(void)
+{
+    if (stopping)
+        return;
+    long long now = now_ms();
+    for (int i = 0; i < n_services; i++)
+        if (services[i].restart_at_ms >= 0 && now >= services[i].restart_at_ms) {
+            services[i].restarts++;
+            start_service(&services[i]);
+        }
+}
+
 static void reap(void)
 {
     int status;
@@ -857,6 +1028,12 @@ static void reap(void)
             app_exited(status);
         else if (pid == start_pid && start_state == START_RUNNING)
             start_exited(status);
+        else
+            for (int i = 0; i < n_services; i++)
+                if (services[i].pid == pid) {
+                    service_exited(&services[i], status);
+                    break;
+                }
         /* anything else: an orphan reparented to us, now reaped */
     }
 }
@@ -892,6 +1069,7 @@ static void on_signal(int sig)
         }
         if (start_state == START_RUNNING && start_pid > 0)
             kill(-start_pid, SIGTERM);
+        stop_services();
     }
 }
 
@@ -950,18 +1128,25 @@ int main(int argc, char **argv)
         ifd = -1;
     }
 
+    find_services();
+    for (int i = 0; i < n_services; i++)
+        start_service(&services[i]);
     start_app();
     check_ready();
     write_status();
 
     for (;;) {
-        if (stopping && app_state != APP_RUNNING && start_state != START_RUNNING) {
+        if (stopping && app_state != APP_RUNNING && start_state != START_RUNNING && !services_running()) {
             write_status();
             return app_code >= 0 ? app_code : 0;
         }
         int timeout = -1;
-        if (restart_at_ms >= 0) {
-            long long left = restart_at_ms - now_ms();
+        long long wake = restart_at_ms;
+        long long svc_wake = stopping ? -1 : next_service_restart();
+        if (svc_wake >= 0 && (wake < 0 || svc_wake < wake))
+            wake = svc_wake;
+        if (wake >= 0) {
+            long long left = wake - now_ms();
             timeout = left < 0 ? 0 : (int)left;
         }
         if (!ready && ifd < 0 && (timeout < 0 || timeout > 500))
@@ -989,6 +1174,7 @@ int main(int argc, char **argv)
             app_restarts++;
             start_app();
         }
+        restart_due_services();
         if (status_dirty)
             write_status();
     }
