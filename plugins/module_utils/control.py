@@ -319,7 +319,9 @@ def host_rules(cfg, hairpin=False):
     rules = {("filter", "TESTBED-INPUT"): [
         ["-p", "tcp", "--dport", str(cfg["exec_port"]), "!", "-d", cfg["exec_subnet"], "-j", "DROP"]]}
     if hairpin:
-        rules[("filter", "TESTBED-INPUT")].append(["-i", CONTROL_BRIDGE, "-d", "127.0.0.0/8", "-j", "DROP"])
+        # (replies of the host's own hairpin connections arrive there too: they are ESTABLISHED)
+        rules[("filter", "TESTBED-INPUT")].append(["-i", CONTROL_BRIDGE, "-d", "127.0.0.0/8", "-m", "conntrack", "!",
+                                                   "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP"])
         rules[("nat", "TESTBED-HAIRPIN")] = [["-s", "127.0.0.0/8", "-j", "MASQUERADE"]]
     return rules
 
@@ -348,8 +350,13 @@ def node_rules(alloc, veth, mac, own_sshd=False):
     """
     if own_sshd:
         target = "%s:%d" % (alloc["address"], NODE_SSH_PORT)
-        accept = [["-d", alloc["address"] + "/32", "-p", "tcp", "--dport", str(NODE_SSH_PORT), "-m", "conntrack",
-                   "--ctstate", "DNAT", "--ctorigdstport", str(alloc["port"]), "-j", "ACCEPT"]]
+        # the connection and its replies (Docker's isolation chains would drop the replies to
+        # another Docker network, e.g. a client in a container)
+        accept = [["-o", CONTROL_BRIDGE, "-d", alloc["address"] + "/32", "-p", "tcp", "--dport", str(NODE_SSH_PORT),
+                   "-m", "conntrack", "--ctstate", "DNAT", "--ctorigdstport", str(alloc["port"]), "-j", "ACCEPT"],
+                  ["-i", CONTROL_BRIDGE, "-s", alloc["address"] + "/32", "-p", "tcp", "--sport", str(NODE_SSH_PORT),
+                   "-m", "conntrack", "--ctstate", "DNAT", "--ctdir", "REPLY", "--ctorigdstport", str(alloc["port"]),
+                   "-j", "ACCEPT"]]
     else:
         target = "%s:%d" % (alloc["exec_address"], alloc["exec_port"])
         accept = []

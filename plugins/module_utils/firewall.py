@@ -42,7 +42,7 @@ HOOKS = {
     SSH_CHAIN: [("PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL"]),
                 ("OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL"])],
     GUARD_CHAIN: [("INPUT", [])],
-    NODES_CHAIN: [("DOCKER-USER", ["-o", "dockercnet"])],
+    NODES_CHAIN: [("DOCKER-USER", [])],
     HAIRPIN_CHAIN: [("POSTROUTING", ["-o", "dockercnet"])],
 }
 CHAINS = list(HOOKS)
@@ -140,24 +140,43 @@ def remove_rules(owner, dry_run=False):
     return ensure_rules(owner, {}, dry_run)
 
 
+def _jumps_to(table, hook, chain):
+    """The rules of ``hook`` that jump to ``chain``, as argument lists after ``-A HOOK``."""
+    proc = _iptables(table, "-S", hook, check=False)
+    jumps = []
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+        args = shlex.split(line)
+        if args[:2] == ["-A", hook] and args[-2:] == ["-j", chain]:
+            jumps.append(args[2:])
+    return jumps
+
+
 def _ensure_chain(table, chain):
+    """The chain exists and is jumped to exactly as HOOKS says (a jump an earlier version made
+    with other matches is replaced)."""
     if _iptables(table, "-S", chain, check=False).returncode != 0:
         _iptables(table, "-N", chain)
+    hooks = {}
     for hook, match in HOOKS[(table, chain)]:
-        hook = _hook_of(table, hook)
-        jump = list(match) + ["-j", chain]
-        if _iptables(table, "-C", hook, *jump, check=False).returncode != 0:
-            _iptables(table, "-I", hook, "1", *jump)
+        hooks.setdefault(_hook_of(table, hook), []).append(list(match) + ["-j", chain])
+    for hook, wanted in hooks.items():
+        present = _jumps_to(table, hook, chain)
+        for jump in present:
+            if jump not in wanted:
+                _iptables(table, "-D", hook, *jump)
+        for jump in wanted:
+            if _iptables(table, "-C", hook, *jump, check=False).returncode != 0:
+                _iptables(table, "-I", hook, "1", *jump)
 
 
 def _drop_chain_if_empty(table, chain):
+    """Remove an empty chain with every jump to it (whatever matches the jump has)."""
     proc = _iptables(table, "-S", chain, check=False)
     if proc.returncode != 0 or any(line.startswith("-A ") for line in proc.stdout.splitlines()):
         return
-    for hook, match in HOOKS[(table, chain)]:
+    for hook, _match in HOOKS[(table, chain)]:
         for name in set((hook, _hook_of(table, hook))):
-            jump = list(match) + ["-j", chain]
-            while _iptables(table, "-C", name, *jump, check=False).returncode == 0:
+            for jump in _jumps_to(table, name, chain):
                 _iptables(table, "-D", name, *jump)
     _iptables(table, "-X", chain)
 

@@ -355,6 +355,15 @@ def plan_users(users, controller_user, keys):
     return [{"name": controller_user, "ssh_keys": _unique([k.strip() for k in keys])}]
 
 
+def root_keys(plan):
+    """The keys that may log in as root on every node: the file's and the controller's
+    ``ssh_keys`` plus every experiment user's."""
+    keys = list(plan.get("ssh_keys") or [])
+    for user in plan.get("users") or []:
+        keys.extend(user.get("ssh_keys") or [])
+    return _unique([k.strip() for k in keys])
+
+
 def controller_user():
     """The name of the user running the playbook."""
     import getpass

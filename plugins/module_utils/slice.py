@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.testbed.containers.plugins.module_utils import (augment, control, engine, firewall, names, netlink,
                                                                         services, shaping)
-from ansible_collections.testbed.containers.plugins.module_utils.plan import hosts_file, slice_of
+from ansible_collections.testbed.containers.plugins.module_utils.plan import hosts_file, root_keys, slice_of
 
 DEFAULT_STATE_DIR = "/var/lib/testbed"
 RECORD_VERSION = 1
@@ -152,7 +152,7 @@ class Slice:
             for node in self.nodes:
                 if write_in_place(self.paths.hosts(node), hosts_file(self.plan, node), self.dry_run):
                     self._op("write %s hosts file" % node)
-                keys = "".join(k.strip() + "\n" for k in self.plan.get("ssh_keys", []))
+                keys = "".join(k + "\n" for k in root_keys(self.plan))
                 if write_in_place(control.keys_path(self.control, self.plan["nodes"][node]["container"]), keys,
                                   self.dry_run):
                     self._op("write %s authorized_keys" % node)

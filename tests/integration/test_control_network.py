@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from helpers import BUSYBOX, DEBIAN, DOCKER, ROOT, VENV_BIN, dexec, sh
+from helpers import BUSYBOX, DEBIAN, DOCKER, ROOT, VENV_BIN, container_ids, dexec, sh
 
 PROJECT = "cntest"
 
@@ -152,3 +152,84 @@ def test_two_concurrent_swap_ins_get_distinct_ports_and_addresses(playbooks):
     finally:
         for p in paths:
             playbooks.teardown(p)
+
+
+def full_experiment(name, users, keys=()):
+    return {
+        "name": name, "project": PROJECT, "ssh_keys": list(keys), "users": users,
+        "nodes": {
+            "a": {"image": DEBIAN, "command": ["sleep", "infinity"], "augment": "full"},
+            "b": {"image": BUSYBOX, "command": ["sleep", "infinity"], "augment": "full"},
+            "c": {"image": BUSYBOX, "command": ["sleep", "infinity"], "augment": "basic"},
+        },
+        "lans": {"lan0": {"members": ["a", "b", "c"], "subnet": "10.10.0.0/24"}},
+    }
+
+
+def wait_ssh(port, key_path, command, user, host="localhost", timeout=20):
+    """The node's own sshd starts with the node: allow it a moment after swap-in."""
+    import time
+    deadline = time.time() + timeout
+    while True:
+        proc = ssh(port, key_path, command, user=user, host=host)
+        if proc.returncode == 0 or time.time() > deadline:
+            return proc
+        time.sleep(0.5)
+
+
+def test_full_nodes_answer_ssh_with_their_own_server_as_root_and_as_the_users(playbooks, key, tmp_path):
+    key_path, pub = key
+    bob = str(tmp_path / "bob")
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", bob)
+    with open(bob + ".pub") as f:
+        bob_pub = f.read().strip()
+    users = [{"name": "alice", "ssh_keys": [pub]}]
+    path = playbooks.write(full_experiment("fullssh", users))
+    client = "tbtest-sshclient"
+    try:
+        out = playbooks.swap_in(path).stdout
+        entries = dict((n, node_entry(playbooks, PROJECT, "fullssh", n)) for n in ("a", "b", "c"))
+        for node in ("a", "b"):
+            entry = entries[node]
+            assert entry["ssh"] == "ssh -p %d alice@localhost" % entry["ssh_port"]
+            assert entry["ssh"] in out
+            proc = wait_ssh(entry["ssh_port"], key_path, "id -un; hostname; cd; pwd; ip -o -4 addr show eth1", "alice")
+            assert proc.returncode == 0, proc.stderr
+            lines = proc.stdout.splitlines()
+            assert lines[:3] == ["alice", node, "/home/alice"], proc.stdout
+            assert "10.10.0." in proc.stdout
+            # root: every experiment user's key; the node's own dropbear answers, not the exec sshd
+            proc = ssh(entry["ssh_port"], key_path, "id -u; cat /proc/1/cmdline | tr '\\0' ' '", user="root")
+            assert proc.returncode == 0 and proc.stdout.startswith("0\n"), proc.stderr
+            assert "/.testbed/bin/supervisor" in proc.stdout
+        # exec style for the basic node of the same experiment
+        assert entries["c"]["ssh"] == "ssh -p %d root@localhost" % entries["c"]["ssh_port"]
+        proc = ssh(entries["c"]["ssh_port"], key_path, "hostname")
+        assert proc.returncode == 0 and proc.stdout.strip() == "c", proc.stderr
+        # a key no user lists is refused
+        proc = ssh(entries["a"]["ssh_port"], bob, "true", user="alice")
+        assert proc.returncode != 0 and "Permission denied" in proc.stderr
+
+        # from another machine's point of view (a container on Docker's default bridge): the
+        # host's port leads to the node's sshd (PREROUTING, FORWARD), its control address does not
+        sh(DOCKER, "run", "-d", "--rm", "--name", client, "--label", "testbed.test=control", BUSYBOX,
+           "sleep", "300")
+        host_ip = dexec(client, "sh", "-c", "ip route | awk '/^default/ {print $3}'").stdout.strip()
+        banner = dexec(client, "sh", "-c", "echo | nc -w 3 %s %d | head -c 16" % (host_ip, entries["a"]["ssh_port"]),
+                       check=False).stdout
+        assert banner.startswith("SSH-2.0-dropbear"), banner
+        direct = dexec(client, "sh", "-c", "echo | nc -w 3 %s 22 | head -c 16" % entries["a"]["control_address"],
+                       check=False).stdout
+        assert "SSH" not in direct
+
+        # a user added in place gets an account on the running nodes, which are not recreated
+        ids = container_ids(PROJECT, "fullssh")
+        playbooks.write(full_experiment("fullssh", users + [{"name": "bob", "ssh_keys": [bob_pub]}]),
+                        filename=os.path.basename(path))
+        playbooks.swap_in(path)
+        assert container_ids(PROJECT, "fullssh") == ids
+        proc = wait_ssh(entries["b"]["ssh_port"], bob, "id -un", "bob")
+        assert proc.returncode == 0 and proc.stdout.strip() == "bob", proc.stderr
+    finally:
+        sh(DOCKER, "rm", "-f", client, check=False)
+        playbooks.teardown(path)
