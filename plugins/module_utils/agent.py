@@ -132,8 +132,8 @@ if __name__ == "__main__":
 # --- installing and starting the agent (called by the host_agent module) ------------------------
 
 PACKAGE = "ansible_collections.testbed.containers.plugins.module_utils"
-MODULES = ("agent", "augment", "control", "engine", "firewall", "model", "names", "netlink", "plan", "report",
-           "shaping", "slice", "units")
+MODULES = ("agent", "augment", "control", "engine", "firewall", "model", "names", "netlink", "placement", "plan",
+           "report", "services", "shaping", "slice", "units")
 BOOTSTRAP = ("import sys; sys.path.insert(0, %r); "
              "from ansible_collections.testbed.containers.plugins.module_utils import agent; agent.main()")
 
@@ -208,6 +208,14 @@ def ensure_running(cfg, python, dry_run=False):
                             stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, close_fds=True,
                             start_new_session=True, cwd=base)
     logfile.close()
+    # an agent that cannot even import its code dies at once: say so now, not at the next restart
+    for _attempt in range(10):
+        if proc.poll() is not None:
+            with open(os.path.join(base, "agent.log")) as f:
+                tail = f.read()[-1500:]
+            raise RuntimeError("the agent exited at start (status %s); end of %s:\n%s"
+                               % (proc.returncode, os.path.join(base, "agent.log"), tail))
+        time.sleep(0.05)
     with open(os.path.join(base, "agent.pid"), "w") as f:
         f.write("%d\n" % proc.pid)
     with open(version_file, "w") as f:

@@ -24,8 +24,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.testbed.containers.plugins.module_utils import (augment, control, engine, firewall, names, netlink,
-                                                                        services, shaping)
+from ansible_collections.testbed.containers.plugins.module_utils import augment, control, engine, firewall, names
+from ansible_collections.testbed.containers.plugins.module_utils import netlink, services, shaping
 from ansible_collections.testbed.containers.plugins.module_utils.plan import hosts_file, root_keys, slice_of
 
 DEFAULT_STATE_DIR = "/var/lib/testbed"
