@@ -97,6 +97,14 @@ def list_nodes(cli, project, name):
     return found
 
 
+def has_image(cli, ref):
+    try:
+        cli.images.get(ref)
+        return True
+    except ImageNotFound:
+        return False
+
+
 def image_ids(cli, images):
     """image reference -> image id; raises naming every image the host lacks."""
     ids, missing = {}, []

@@ -102,8 +102,11 @@ class Slice:
     """The part of ``plan`` placed on ``host``."""
 
     def __init__(self, plan, host, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=8, control_settings=None,
-                 public_address=None):
+                 public_address=None, registry=None):
         self.plan, self.host, self.dry_run, self.workers = plan, host, dry_run, workers
+        # the testbed registry ({registry: HOST:PORT, credentials: {username, password}}): images
+        # this host lacks are pulled from it
+        self.registry = registry
         self.project, self.name = plan["project"], plan["name"]
         self.state_dir = state_dir
         self.paths = Paths(state_dir, self.project, self.name)
@@ -132,6 +135,7 @@ class Slice:
     def converge(self):
         with file_lock(self.paths.lock):
             cli = engine.client(pool_size=max(self.workers * 2, 10))
+            self._fetch_images(cli)
             image_ids = engine.image_ids(cli, [self.plan["nodes"][n]["image"] for n in self.nodes])
             images = self._augment_images(cli)
             image_ids.update(engine.image_ids(cli, [ref for ref in images.values() if ref not in image_ids]))
@@ -176,6 +180,28 @@ class Slice:
             if not self.dry_run:
                 write_record(self.paths, record)
             return record
+
+    def _fetch_images(self, cli):
+        """Pull from the testbed registry the images of this slice the host lacks, tagged as the
+        plan names them; an image the host has is never pulled (decision 8)."""
+        if not self.registry:
+            return
+        from ansible_collections.testbed.containers.plugins.module_utils import registry as registry_mod
+        wanted = sorted(set(self.plan["nodes"][n]["image"] for n in self.nodes))
+        missing = [ref for ref in wanted if not engine.has_image(cli, ref)]
+        for ref in missing:
+            remote = registry_mod.remote_ref(ref, self.registry["registry"])
+            self._op("pull %s from the testbed registry (%s)" % (ref, remote))
+            if self.dry_run:
+                continue
+            try:
+                registry_mod.ensure_pulled(cli, remote, self.registry.get("credentials"))
+            except registry_mod.RegistryError as exc:
+                raise SliceError("image %s is not on host %s and the testbed registry could not provide it (%s): "
+                                 "build or load it on the controller, which publishes it, or on this host"
+                                 % (ref, self.host, exc))
+            repo, tag = registry_mod.split_ref(ref)
+            cli.api.tag(remote, repo, tag)
 
     def _augment_images(self, cli):
         """(image, level) -> the image each node runs: augmented once per distinct image (decision 14)."""

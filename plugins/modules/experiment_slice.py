@@ -57,6 +57,13 @@ options:
   public_address:
     description: The address people use to reach this host; shown in each node's C(ssh -p PORT root@ADDRESS).
     type: str
+  registry:
+    description:
+      - The testbed registry (the C(testbed_registry) fact of the P(testbed.containers.registry#role) role),
+        a dict with C(registry) (C(ADDRESS:PORT)) and C(credentials) (C(username), C(password)).
+      - Images of this slice the host lacks are pulled from it and tagged as the plan names them; an image
+        the host has is never pulled. Without it, every image must already be on the host.
+    type: dict
   control:
     description:
       - Settings of the host's control network; every key is optional.
@@ -127,6 +134,7 @@ def main():
             workers=dict(type="int", default=8),
             public_address=dict(type="str"),
             control=dict(type="dict"),
+            registry=dict(type="dict", no_log=True),
         ),
         required_if=[("state", "present", ("plan",))],
         required_one_of=[("plan", "name")],
@@ -141,7 +149,8 @@ def main():
     try:
         if params["state"] == "present":
             slice_ = Slice(params["plan"], params["host"], params["state_dir"], module.check_mode,
-                           max(1, params["workers"]), params["control"], params["public_address"])
+                           max(1, params["workers"]), params["control"], params["public_address"],
+                           params["registry"])
             record = slice_.converge()
             ops, extra = slice_.ops, {"record": record}
         else:

@@ -26,8 +26,9 @@ network ``<prefix>s-net``; keys, inventory and SSH control sockets live in
 ``$TMPDIR/testbed-simhosts/<prefix>/``. Teardown removes all of it, also when the start fails, and
 also what an earlier crashed run left behind under the same prefix.
 
-The images the experiments need are copied into each inner engine with ``docker save | docker
-load`` (until the registry pipeline lands).
+The project's base images are copied into each inner engine with ``docker save | docker load``
+(as a testbed's hosts would have them preinstalled); an image only the controller has reaches
+the hosts through the testbed registry (experiment.yml runs it for experiments on several hosts).
 """
 import argparse
 import contextlib

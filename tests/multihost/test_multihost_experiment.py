@@ -138,3 +138,50 @@ def test_packing_factor_spreads_nodes(testbed_hosts, tmp_path):
         assert proc.returncode != 0 and "placement.packing" in proc.stdout and "2 over" in proc.stdout, proc.stdout
     finally:
         swap(sim, tmp_path, "teardown", path, check=False)
+
+
+def test_images_only_on_the_controller_reach_the_hosts_through_the_registry(testbed_hosts, tmp_path):
+    """The controller publishes the experiment's images to the testbed registry (TLS, a login);
+    a host pulls only what it lacks: the image built here only, not testbed/busybox, which the
+    hosts have."""
+    sim = testbed_hosts
+    tag = "testbed-mh/only-on-controller:1"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM %s\nRUN echo built-on-the-controller > /marker\n" % BUSYBOX)
+    sim_run = __import__("hosts").run
+    sim_run("/usr/bin/docker", "build", "-q", "-t", tag, str(ctx))
+    doc = {"name": "images", "project": "mh",
+           "nodes": {"a": node(tag, host="tbhost1", augment="basic"), "b": node(tag, host="tbhost2"),
+                     "c": node(BUSYBOX, host="tbhost2")},
+           "lans": {"lan0": {"members": ["a", "b", "c"], "subnet": "10.21.0.0/24"}}}
+    path = write(tmp_path, doc)
+    try:
+        for host in ("tbhost1", "tbhost2"):
+            assert sim.exec(host, "docker", "image", "inspect", tag, check=False).returncode != 0
+        out = swap(sim, tmp_path, "experiment", path).stdout
+        assert re.search(r"pushed:\n\s+- \S+/testbed-mh/only-on-controller:1", out), out
+        pulls = re.findall(r"pull (\S+) from the testbed registry", out)
+        assert sorted(pulls) == [tag, tag], out  # once per host that lacks it, never testbed/busybox
+        nodes = record(tmp_path, "mh", "images")
+        for name, host in (("a", "tbhost1"), ("b", "tbhost2")):
+            got = inner(sim, host, nodes[name]["container"], "cat", "/marker").stdout
+            assert got == "built-on-the-controller\n", got
+        assert ping(sim, "tbhost1", nodes["a"]["container"], "b")[0]
+        # the hosts log in to the registry: without credentials it refuses (401)
+        probe = ("import glob, ssl, urllib.request, urllib.error\n"
+                 "ctx = ssl.create_default_context(cafile=glob.glob('/etc/docker/certs.d/*/ca.crt')[0])\n"
+                 "try:\n"
+                 "    print(urllib.request.urlopen('https://198.18.255.1:5443/v2/', context=ctx, timeout=5).status)\n"
+                 "except urllib.error.HTTPError as exc:\n"
+                 "    print(exc.code)\n")
+        proc = sim.exec("tbhost3", "/opt/testbed/venv/bin/python", "-c", probe, check=False)
+        assert proc.stdout.strip() == "401", proc.stdout + proc.stderr
+        # a second swap-in pulls nothing
+        out = swap(sim, tmp_path, "experiment", path).stdout
+        assert "from the testbed registry" not in out
+    finally:
+        swap(sim, tmp_path, "teardown", path, check=False)
+        sim_run("/usr/bin/docker", "rmi", "-f", tag, check=False)
+        for host in ("tbhost1", "tbhost2"):
+            sim.exec(host, "docker", "rmi", "-f", tag, check=False)
