@@ -64,6 +64,26 @@ options:
       - Images of this slice the host lacks are pulled from it and tagged as the plan names them; an image
         the host has is never pulled. Without it, every image must already be on the host.
     type: dict
+    suboptions:
+      registry:
+        description: The registry as Docker names it, C(ADDRESS:PORT).
+        type: str
+        required: true
+      ca_cert:
+        description: The registry's CA certificate (PEM); not used here (the host trusts it already).
+        type: str
+      credentials:
+        description: The registry login.
+        type: dict
+        suboptions:
+          username:
+            description: Registry user.
+            type: str
+            default: testbed
+          password:
+            description: Registry password.
+            type: str
+            required: true
   control:
     description:
       - Settings of the host's control network; every key is optional.
@@ -134,7 +154,14 @@ def main():
             workers=dict(type="int", default=8),
             public_address=dict(type="str"),
             control=dict(type="dict"),
-            registry=dict(type="dict", no_log=True),
+            registry=dict(type="dict", options=dict(
+                registry=dict(type="str", required=True),
+                ca_cert=dict(type="str"),
+                credentials=dict(type="dict", options=dict(
+                    username=dict(type="str", default="testbed"),
+                    password=dict(type="str", required=True, no_log=True),
+                )),
+            )),
         ),
         required_if=[("state", "present", ("plan",))],
         required_one_of=[("plan", "name")],

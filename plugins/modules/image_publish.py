@@ -17,7 +17,7 @@ description:
     it to the testbed registry as C(REGISTRY/REPOSITORY:TAG), so physical hosts that lack it pull it
     from there (M(testbed.containers.experiment_slice) with its O(testbed.containers.experiment_slice#module:registry) option).
   - An image the registry already holds under that reference, as this exact image, is not sent again.
-  - An image this engine does not have is skipped and listed in RV(missing): a physical host may have it.
+  - An image this engine does not have is skipped and listed in RV(missing), since a physical host may have it.
   - Check mode lists what it would push.
 requirements:
   - docker (Docker SDK for Python)

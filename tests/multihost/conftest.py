@@ -35,6 +35,7 @@ def remove_registry(sim):
     finally:
         os.unlink(f.name)
 
+
 _STARTED = []
 
 

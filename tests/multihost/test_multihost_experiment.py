@@ -23,9 +23,10 @@ def write(tmp_path, doc):
     return path
 
 
-def swap(sim, tmp_path, playbook, path, check=True):
+def swap(sim, tmp_path, playbook, path, check=True, verbose=False):
     return sim.ansible_playbook("playbooks/%s.yml" % playbook, "-e", "experiment=%s" % path,
-                                "-e", "testbed_record_dir=%s" % os.path.join(str(tmp_path), "records"), check=check)
+                                "-e", "testbed_record_dir=%s" % os.path.join(str(tmp_path), "records"),
+                                *(["-v"] if verbose else []), check=check)
 
 
 def record(tmp_path, project, name):
@@ -159,7 +160,7 @@ def test_images_only_on_the_controller_reach_the_hosts_through_the_registry(test
     try:
         for host in ("tbhost1", "tbhost2"):
             assert sim.exec(host, "docker", "image", "inspect", tag, check=False).returncode != 0
-        out = swap(sim, tmp_path, "experiment", path).stdout
+        out = swap(sim, tmp_path, "experiment", path, verbose=True).stdout
         assert re.search(r"pushed:\n\s+- \S+/testbed-mh/only-on-controller:1", out), out
         pulls = re.findall(r"pull (\S+) from the testbed registry", out)
         assert sorted(pulls) == [tag, tag], out  # once per host that lacks it, never testbed/busybox
@@ -178,7 +179,8 @@ def test_images_only_on_the_controller_reach_the_hosts_through_the_registry(test
         proc = sim.exec("tbhost3", "/opt/testbed/venv/bin/python", "-c", probe, check=False)
         assert proc.stdout.strip() == "401", proc.stdout + proc.stderr
         # a second swap-in pulls nothing
-        out = swap(sim, tmp_path, "experiment", path).stdout
+        out = swap(sim, tmp_path, "experiment", path, verbose=True).stdout
+        assert "pull %s" % tag not in out
         assert "from the testbed registry" not in out
     finally:
         swap(sim, tmp_path, "teardown", path, check=False)
