@@ -133,7 +133,7 @@ if __name__ == "__main__":
 
 PACKAGE = "ansible_collections.testbed.containers.plugins.module_utils"
 MODULES = ("agent", "augment", "control", "engine", "firewall", "model", "names", "netlink", "placement", "plan",
-           "report", "services", "shaping", "slice", "units")
+           "registry", "report", "services", "shaping", "slice", "units")
 BOOTSTRAP = ("import sys; sys.path.insert(0, %r); "
              "from ansible_collections.testbed.containers.plugins.module_utils import agent; agent.main()")
 

@@ -218,11 +218,44 @@ class Slice:
                     self._op("augment image %s (%s)" % (image, level))
                 images[(image, level)] = planned["ref"] if planned["action"] != "build" else image
             else:
+                if self.registry and self._pull_augmented(cli, image, level):
+                    images[(image, level)] = augment.plan_augmentation(cli, image, level)["ref"]
+                    continue
                 ref, built = augment.augment_image(cli, image, level)
                 if built:
                     self._op("augment image %s (%s) as %s" % (image, level, ref))
+                    if self.registry:
+                        self._push_augmented(cli, ref)
                 images[(image, level)] = ref
         return images
+
+    def _pull_augmented(self, cli, image, level):
+        """An augmented image another host made and pushed (same content tag everywhere): pulled
+        instead of augmenting again. False when this host must augment (or has it already)."""
+        from ansible_collections.testbed.containers.plugins.module_utils import registry as registry_mod
+        planned = augment.plan_augmentation(cli, image, level)
+        if planned["action"] != "build":
+            return False
+        remote = registry_mod.remote_ref(planned["ref"], self.registry["registry"])
+        try:
+            registry_mod.ensure_pulled(cli, remote, self.registry.get("credentials"))
+        except registry_mod.RegistryError:
+            return False  # not in the registry (yet): augment here
+        repo, tag = registry_mod.split_ref(planned["ref"])
+        cli.api.tag(remote, repo, tag)
+        if augment.plan_augmentation(cli, image, level)["action"] != "cached":
+            return False  # the registry's copy is not this content: augment here
+        self._op("pull augmented image %s (%s) from the testbed registry" % (image, level))
+        return True
+
+    def _push_augmented(self, cli, ref):
+        """Cache an augmented image in the testbed registry for the other hosts."""
+        from ansible_collections.testbed.containers.plugins.module_utils import registry as registry_mod
+        try:
+            registry_mod.push(cli, ref, self.registry["registry"], self.registry.get("credentials"))
+            self._op("push augmented image %s to the testbed registry" % ref)
+        except registry_mod.RegistryError as exc:
+            self._op("augmented image %s not cached in the registry: %s" % (ref, exc))
 
     def _allocate(self, cli):
         """Control network, then each node's control address, exec address and SSH port."""

@@ -178,12 +178,24 @@ def test_images_only_on_the_controller_reach_the_hosts_through_the_registry(test
                  "    print(exc.code)\n")
         proc = sim.exec("tbhost3", "/opt/testbed/venv/bin/python", "-c", probe, check=False)
         assert proc.stdout.strip() == "401", proc.stdout + proc.stderr
-        # a second swap-in pulls nothing
+        # the augmented image tbhost1 made is cached in the registry; a node of the same image and
+        # level on tbhost3, added in place, pulls it instead of augmenting again
+        assert "push augmented image testbed-augmented/" in out, out
+        doc["nodes"]["d"] = node(tag, host="tbhost3", augment="basic")
+        doc["lans"]["lan0"]["members"].append("d")
+        write(tmp_path, doc)
         out = swap(sim, tmp_path, "experiment", path, verbose=True).stdout
-        assert "pull %s" % tag not in out
+        assert "pull augmented image %s (basic) from the testbed registry" % tag in out, out
+        nodes = record(tmp_path, "mh", "images")
+        assert inner(sim, "tbhost3", nodes["d"]["container"], "cat", "/marker").stdout == "built-on-the-controller\n"
+        # a swap-in with nothing new pulls nothing
+        out = swap(sim, tmp_path, "experiment", path, verbose=True).stdout
         assert "from the testbed registry" not in out
     finally:
         swap(sim, tmp_path, "teardown", path, check=False)
         sim_run("/usr/bin/docker", "rmi", "-f", tag, check=False)
-        for host in ("tbhost1", "tbhost2"):
-            sim.exec(host, "docker", "rmi", "-f", tag, check=False)
+        for host in ("tbhost1", "tbhost2", "tbhost3"):
+            images = sim.exec(host, "docker", "images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout
+            doomed = [i for i in images.split() if "only-on-controller" in i]
+            if doomed:
+                sim.exec(host, "docker", "rmi", "-f", *doomed, check=False)
