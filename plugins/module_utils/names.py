@@ -45,6 +45,17 @@ def vxlan_name(project, name, lan):
     return kernel_prefix(project, name) + "x" + short_hash("vxlan/" + lan, 7)
 
 
+def vlan_name(project, name, lan):
+    return kernel_prefix(project, name) + "q" + short_hash("vlan/" + lan, 7)
+
+
+def vlan_id(project, name, lan, attempt=0):
+    """An 802.1Q VLAN id (2 .. 4094) per experiment LAN in VLAN mode; the planner probes again
+    (``attempt``) when two LANs of one experiment meet, the hosts detect other experiments'."""
+    suffix = "" if attempt == 0 else "/%d" % attempt
+    return int(short_hash("vid/%s/%s/%s%s" % (project, name, lan, suffix), 8), 16) % 4093 + 2
+
+
 def tunnel_id(project, name, lan):
     """A VXLAN network identifier (1 .. 2**24-2) per experiment LAN; collisions are detected
     on the hosts (the kernel refuses a second device with the same id)."""

@@ -171,6 +171,46 @@ def ensure_vxlan(ipr, name, vni, local, remotes, bridge_index, alias, existing):
     return ops
 
 
+def ensure_vlan(ipr, name, vid, trunk, bridge_index, alias, existing):
+    """An 802.1Q port on the LAN's bridge: device ``name`` on the host's trunk interface with
+    VLAN id ``vid``, so the LAN's frames leave tagged towards the switch (VLAN mode)."""
+    ops = []
+    cur = existing.get(name)
+    if cur is not None and cur["alias"] != alias:
+        raise NetworkError("VLAN device %s exists but belongs to %r, not %r: refusing to take it over"
+                           % (name, cur["alias"], alias))
+    trunk_index = ipr.link_lookup(ifname=trunk)
+    if not trunk_index:
+        raise NetworkError("trunk interface %s (testbed_trunk_interface) does not exist on this host" % trunk)
+    try:
+        if cur is None:
+            try:
+                ipr.link("add", ifname=name, kind="vlan", link=trunk_index[0], vlan_id=vid)
+            except NetlinkError as exc:
+                if exc.code == errno.EEXIST:
+                    raise NetworkError("VLAN %d on %s is already used by another device on this host (another "
+                                       "experiment's LAN): rename this LAN or experiment" % (vid, trunk))
+                if exc.code == errno.EOPNOTSUPP:
+                    raise NetworkError("this kernel has no 802.1Q VLAN devices (CONFIG_VLAN_8021Q): use VXLAN "
+                                       "(unset testbed_trunk_interface)")
+                raise
+            index = ipr.link_lookup(ifname=name)[0]
+            ipr.link("set", index=index, ifalias=alias, master=bridge_index, state="up")
+            ops.append("create vlan %s id %d on %s (%s)" % (name, vid, trunk, alias))
+        else:
+            index = cur["index"]
+            if cur["master"] != bridge_index or not cur["up"]:
+                ipr.link("set", index=index, master=bridge_index, state="up")
+                ops.append("attach vlan %s to its bridge" % name)
+        trunk_link = ipr.get_links(trunk_index[0])[0]
+        if not trunk_link["flags"] & 1:  # IFF_UP
+            ipr.link("set", index=trunk_index[0], state="up")
+            ops.append("bring up trunk %s" % trunk)
+    except NetlinkError as exc:
+        raise NetworkError(describe(exc, "vlan %s (%s)" % (name, alias)))
+    return ops
+
+
 def delete_link(ipr, name):
     try:
         ipr.link("del", index=ipr.link_lookup(ifname=name)[0])

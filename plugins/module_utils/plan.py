@@ -61,7 +61,11 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
         "lans": {},
         "nodes": {},
     }
-    tunnels = {}
+    tunnels, trunks = {}, {}
+    # a LAN keeps its VLAN id; a new LAN never takes one another LAN had or has
+    previous_vids = dict((n, lan.get("vid")) for n, lan in (previous.get("lans") or {}).items()
+                         if lan and lan.get("vid"))
+    used_vids = set()
     for lan_name, lan in exp["lans"].items():
         members = [m for m, _ip in lan["members"]]
         lan_hosts = sorted(set(placement[m] for m in members), key=hosts.index)
@@ -72,13 +76,25 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
             "members": members,
             "hosts": lan_hosts,
         }
-        if len(lan_hosts) > 1:
+        if len(lan_hosts) > 1 and lan_transport(errors, lan_name, lan_hosts, host_vars) == "vlan":
+            taken = used_vids | set(v for n, v in previous_vids.items() if n != lan_name)
+            vid, attempt = previous_vids.get(lan_name) or names.vlan_id(project, name, lan_name), 0
+            while vid in taken:
+                attempt += 1
+                vid = names.vlan_id(project, name, lan_name, attempt)
+            used_vids.add(vid)
+            plan["lans"][lan_name].update(vid=vid, vlan=names.vlan_name(project, name, lan_name))
+            for host in lan_hosts:
+                trunks[host] = host_vars[host]["trunk_interface"]
+        elif len(lan_hosts) > 1:
             plan["lans"][lan_name].update(vni=names.tunnel_id(project, name, lan_name),
                                           vxlan=names.vxlan_name(project, name, lan_name))
             for host in lan_hosts:
                 tunnels[host] = tunnel_address(errors, host, (host_vars or {}).get(host))
     errors.gate()
     plan["tunnels"] = tunnels
+    if trunks:
+        plan["trunks"] = trunks
     macs = set()
     for node_name, node in exp["nodes"].items():
         interfaces = []
@@ -97,8 +113,8 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
                 "veth": names.veth_name(project, name, node_name, lan_name),
             })
             interfaces[-1].update(attachment_shapes(exp["lans"][lan_name], node_name))
-            # the VXLAN header takes 50 bytes of a 1500-byte path between hosts
-            interfaces[-1]["mtu"] = VXLAN_MTU if len(plan["lans"][lan_name]["hosts"]) > 1 else None
+            # the VXLAN header takes 50 bytes of a 1500-byte path between hosts (a VLAN tag none)
+            interfaces[-1]["mtu"] = VXLAN_MTU if plan["lans"][lan_name].get("vxlan") else None
         plan["nodes"][node_name] = {
             "image": node["image"],
             "command": node["command"],
@@ -133,6 +149,12 @@ def place(errors, exp, hosts, previous, host_vars=None):
     specs = dict((h, dict((k, v) for k, v in (host_vars.get(h) or {}).items()
                           if k in ("max_nodes", "mode", "cpus", "memory") and v not in (None, "")))
                  for h in hosts)
+    # used_by: the experiments a host holds now (its host record); this one does not count
+    this = "%s/%s" % (exp["project"], exp["name"])
+    for h in hosts:
+        others = set((host_vars.get(h) or {}).get("used_by") or ()) - set([this])
+        if others:
+            specs[h]["used_by"] = others
     old = dict((n, node["host"]) for n, node in previous["nodes"].items() if node.get("host") in hosts)
     try:
         result = placement.place(nodes, lans, specs, exp.get("packing"), old)
@@ -273,6 +295,23 @@ def compute_routes(plan):
 VXLAN_MTU = 1450
 
 
+def lan_transport(errors, lan_name, lan_hosts, host_vars):
+    """How a LAN spanning ``lan_hosts`` crosses hosts: ``vlan`` when every one of them has a
+    trunk interface (inventory ``testbed_trunk_interface``: 802.1Q on a switched testbed,
+    Emulab's way), ``vxlan`` when none has; a mix is an error."""
+    host_vars = host_vars or {}
+    with_trunk = [h for h in lan_hosts if (host_vars.get(h) or {}).get("trunk_interface")]
+    if not with_trunk:
+        return "vxlan"
+    if len(with_trunk) != len(lan_hosts):
+        without = [h for h in lan_hosts if h not in with_trunk]
+        errors.add("lans.%s" % lan_name, "spans hosts with a trunk interface (%s) and without (%s): set "
+                   "testbed_trunk_interface on all of them (VLAN mode) or on none (VXLAN)"
+                   % (", ".join(with_trunk), ", ".join(without)))
+        return None
+    return "vlan"
+
+
 def tunnel_address(errors, host, host_vars):
     """The address a host's VXLAN tunnels use: testbed_tunnel_address, else ansible_host."""
     value = (host_vars or {}).get("tunnel_address")
@@ -309,7 +348,10 @@ def kernel_features(plan):
     from ansible_collections.testbed.containers.plugins.module_utils.shaping import Shape, needed_features
     shapes = [(Shape(**i["to_node"]) if i.get("to_node") else None, Shape(**i["from_node"]) if i.get("from_node")
                else None) for node in plan["nodes"].values() for i in node["interfaces"]]
-    return ["bridge", "veth"] + needed_features(shapes)
+    spanning = [lan for lan in plan["lans"].values() if len(lan["hosts"]) > 1]
+    crossing = (["vxlan"] if any(lan.get("vxlan") for lan in spanning) else []) + \
+        (["vlan"] if any(lan.get("vlan") for lan in spanning) else [])
+    return ["bridge", "veth"] + crossing + needed_features(shapes)
 
 
 def hosts_entries(plan):

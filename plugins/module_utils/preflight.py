@@ -20,6 +20,8 @@ from ansible_collections.testbed.containers.plugins.module_utils import netlink,
 KERNEL_OPTIONS = {
     "bridge": "CONFIG_BRIDGE",
     "veth": "CONFIG_VETH",
+    "vxlan": "CONFIG_VXLAN",
+    "vlan": "CONFIG_VLAN_8021Q",
 }
 PROBE = "tbpf%d" % (os.getpid() % 100000)
 
@@ -37,7 +39,34 @@ def _probe_link(ipr, kind):
     return True
 
 
-PROBES = {"bridge": _probe_link, "veth": _probe_link}
+def _probe_vxlan(ipr, _kind):
+    name = PROBE + "x"
+    try:
+        ipr.link("add", ifname=name, kind="vxlan", vxlan_id=16777000, vxlan_port=netlink.VXLAN_PORT)
+    except netlink.NetlinkError:
+        return False
+    netlink.delete_link(ipr, name)
+    return True
+
+
+def _probe_vlan(ipr, _kind):
+    """An 802.1Q device on a throwaway veth (the trunk stands in for it)."""
+    trunk, name = PROBE + "t", PROBE + "q"
+    try:
+        ipr.link("add", ifname=trunk, kind="veth", peer=trunk + "p")
+    except netlink.NetlinkError:
+        return False
+    try:
+        ipr.link("add", ifname=name, kind="vlan", link=ipr.link_lookup(ifname=trunk)[0], vlan_id=4000)
+        netlink.delete_link(ipr, name)
+        return True
+    except netlink.NetlinkError:
+        return False
+    finally:
+        netlink.delete_link(ipr, trunk)
+
+
+PROBES = {"bridge": _probe_link, "veth": _probe_link, "vxlan": _probe_vxlan, "vlan": _probe_vlan}
 
 
 def missing_features(features):

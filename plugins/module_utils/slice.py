@@ -410,6 +410,7 @@ class Slice:
     def _remove_stale_links(self, ipr, host_links):
         wanted = set(self.plan["lans"][lan]["bridge"] for lan in self.lans)
         wanted.update(self.plan["lans"][lan]["vxlan"] for lan in self.lans if self.plan["lans"][lan].get("vxlan"))
+        wanted.update(self.plan["lans"][lan]["vlan"] for lan in self.lans if self.plan["lans"][lan].get("vlan"))
         for node in self.nodes:
             for iface in self.plan["nodes"][node]["interfaces"]:
                 wanted.add(iface["veth"])
@@ -440,7 +441,11 @@ class Slice:
                 self._op(op)
             indexes[lan] = ipr.link_lookup(ifname=bridge)[0]
             spec = self.plan["lans"][lan]
-            if spec.get("vxlan"):
+            if spec.get("vlan"):
+                self._ops(netlink.ensure_vlan(ipr, spec["vlan"], spec["vid"], self.plan["trunks"][self.host],
+                                              indexes[lan], names.alias(self.project, self.name, lan, "vlan"),
+                                              host_links))
+            elif spec.get("vxlan"):
                 remotes = [self.plan["tunnels"][h] for h in spec["hosts"] if h != self.host]
                 self._ops(netlink.ensure_vxlan(ipr, spec["vxlan"], spec["vni"], self.plan["tunnels"][self.host],
                                                remotes, indexes[lan], names.alias(self.project, self.name, lan,

@@ -37,6 +37,12 @@ options:
         C(cpus) (C(testbed_cpus)), C(memory) (C(testbed_memory)) bound the placement.
       - C(tunnel_address) (C(testbed_tunnel_address), default C(ansible_host)) is the IPv4 address that
         carries the VXLAN tunnels of LANs spanning hosts.
+      - C(trunk_interface) (C(testbed_trunk_interface)) switches LANs spanning hosts to VLAN mode, where an
+        802.1Q device with the LAN's VLAN id on that interface joins the LAN's bridge, for a switched
+        testbed network; every host of such a LAN needs one.
+      - C(used_by) lists the experiments (C(PROJECT/NAME)) the host holds nodes of now (the plan role reads
+        it from the host's record for dedicated hosts); a dedicated host used by another experiment takes
+        no node of this one.
     type: dict
     default: {}
   record_dir:

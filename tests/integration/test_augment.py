@@ -499,6 +499,66 @@ def test_commit_of_augmented_node_is_not_wrapped_twice(cli, zoo_images, runner, 
 
 # ---- supervisor behaviour -----------------------------------------------------------------------
 
+
+def test_commit_of_a_full_node_keeps_its_sshd_and_basic_from_it_runs_none(cli, zoo_images, runner, tmp_path,
+                                                                           ssh_key):
+    """A `docker commit` of a running full node is a full image as it is (SSH still works from
+    it); augmenting it again at basic rebuilds from the commit, whose lower layer still holds
+    the sshd service script, and the supervisor does not run it (/.testbed/original lists the
+    level's services)."""
+    row = RESULTS.setdefault("docker-commit", {"none": "n/a", "basic": "fail", "full": "fail"})
+    row["full"] = "fail"
+    base = zoo_images["busybox-entrypoint"]
+    full_ref = augment.augment_image(cli, base, "full")[0]
+    with open(ssh_key + ".pub") as f:
+        pub = f.read().strip()
+
+    def node_dir(tag):
+        path = str(tmp_path / tag)
+        services.write_accounts(path, [{"name": "tester", "ssh_keys": [pub]}])
+        services.ensure_host_key(path, augment.dropbear_path())
+        return path
+    src = runner.run(full_ref, "commit-full-src", node_dir=node_dir("src"))
+    augment.mark_ready(host_pid(src))
+    http_get(src, 8081)
+    bb(src, "sh", "-c", "echo kept > /committed.txt")
+    repo = "testbed-zoo/committed-full"
+    src.commit(repository=repo, tag=RUN_ID)
+    commit_ref = "%s:%s" % (repo, RUN_ID)
+    basic_ref = None
+    try:
+        assert augment.augment_image(cli, commit_ref, "full") == (commit_ref, False)
+        node = runner.run(commit_ref, "commit-full-run", node_dir=node_dir("run"))
+        pid = host_pid(node)
+        status_when(pid, "sshd", lambda s: s.get("service_sshd") == "running")
+        node.reload()
+        address = node.attrs["NetworkSettings"]["IPAddress"]
+        out = wait_for("ssh into the commit", lambda: (lambda r: r[1] if r[0] == 0 else None)(
+            ssh_run(ssh_key, "tester", address, "id -un; cat /committed.txt")), timeout=15, interval=0.3)
+        assert out.split() == ["tester", "kept"], out
+        assert "args=serve 8081" in http_get(node, 8081)
+        row["full"] = "ok"
+
+        basic_ref, changed = augment.augment_image(cli, commit_ref, "basic")
+        assert changed is True and basic_ref.startswith("testbed-augmented/testbed-zoo/committed-full:basic-")
+        n2 = runner.run(basic_ref, "commit-full-basic", node_dir=tmp_path / "basic")
+        p2 = host_pid(n2)
+        augment.mark_ready(p2)
+        assert "args=serve 8081" in http_get(n2, 8081)
+        st = status_of(p2)
+        assert not any(k.startswith("service_") for k in st), st
+        ps = bb(n2, "ps", "-o", "args")
+        assert "dropbear" not in ps and ps.count(augment.SUPERVISOR) == 1, ps
+        assert bb(n2, "cat", "/committed.txt") == "kept\n"
+    finally:
+        runner.cleanup()
+        for ref in (basic_ref, commit_ref):
+            if ref:
+                try:
+                    cli.images.remove(ref, force=True)
+                except docker.errors.ImageNotFound:
+                    pass
+
 def test_start_command_runs_at_every_start(cli, zoo_images, runner, tmp_path):
     aug_ref = augment.augment_image(cli, zoo_images["numeric-user"], "basic")[0]
     node_dir = tmp_path / "node"

@@ -199,3 +199,66 @@ def test_images_only_on_the_controller_reach_the_hosts_through_the_registry(test
             doomed = [i for i in images.split() if "only-on-controller" in i]
             if doomed:
                 sim.exec(host, "docker", "rmi", "-f", *doomed, check=False)
+
+
+def test_a_dedicated_host_takes_one_experiment_only(testbed_hosts, tmp_path):
+    """testbed_mode: dedicated on tbhost3 (an extra inventory): the plan role reads the host's
+    record, so a second experiment pinned there is refused with the holder's name; once the
+    first is gone, it fits."""
+    sim = testbed_hosts
+    extra = tmp_path / "dedicated.yml"
+    extra.write_text(yaml.safe_dump({"all": {"children": {"testbed_hosts": {
+        "hosts": {"tbhost3": {"testbed_mode": "dedicated"}}}}}}))
+    first = {"name": "deda", "project": "mh", "nodes": {"a": node(BUSYBOX, host="tbhost3"),
+                                                        "b": node(BUSYBOX, host="tbhost1")},
+             "lans": {"lan0": {"members": ["a", "b"], "subnet": "10.22.0.0/24"}}}
+    second = {"name": "dedb", "project": "mh", "nodes": {"x": node(BUSYBOX, host="tbhost3")}}
+    p1, p2 = write(tmp_path, first), write(tmp_path, second)
+
+    def play(playbook, path, check=True):
+        return sim.ansible_playbook("-i", str(extra), "playbooks/%s.yml" % playbook, "-e", "experiment=%s" % path,
+                                    "-e", "testbed_record_dir=%s" % os.path.join(str(tmp_path), "records"),
+                                    check=check)
+    try:
+        play("experiment", p1)
+        play("experiment", p1)  # its own experiment may keep the host (modify in place)
+        proc = play("experiment", p2, check=False)
+        assert proc.returncode != 0
+        assert "nodes.x.host: tbhost3 is dedicated to mh/deda" in proc.stdout, proc.stdout
+        assert "tb_mh_dedb_x" not in sim.exec("tbhost3", "docker", "ps", "-a", "--format", "{{.Names}}").stdout
+        play("teardown", p1)
+        play("experiment", p2)
+        assert "tb_mh_dedb_x" in sim.exec("tbhost3", "docker", "ps", "--format", "{{.Names}}").stdout
+    finally:
+        play("teardown", p1, check=False)
+        play("teardown", p2, check=False)
+
+
+def test_vlan_mode_is_planned_and_refused_by_the_preflight_of_a_kernel_without_8021q(testbed_hosts, tmp_path):
+    """testbed_trunk_interface on every host puts spanning LANs in VLAN mode; these hosts share
+    this machine's kernel, which has no 802.1Q devices: the preflight says so, naming each host
+    and CONFIG_VLAN_8021Q, before anything exists."""
+    sim = testbed_hosts
+    if sim.exec("tbhost1", "sh", "-c", "ip link add tbv0 type veth peer name tbv0p && "
+                "ip link add link tbv0 name tbv0.5 type vlan id 5; rc=$?; ip link del tbv0; exit $rc",
+                check=False).returncode == 0:
+        import pytest
+        pytest.skip("this kernel has 802.1Q VLAN devices: the preflight has nothing to refuse")
+    extra = tmp_path / "trunks.yml"
+    extra.write_text(yaml.safe_dump({"all": {"children": {"testbed_hosts": {
+        "hosts": dict((h, {"testbed_trunk_interface": "eth0"}) for h in sim.names)}}}}))
+    doc = {"name": "vlan", "project": "mh",
+           "nodes": {"a": node(BUSYBOX, host="tbhost1"), "b": node(BUSYBOX, host="tbhost2")},
+           "lans": {"lan0": {"members": ["a", "b"], "subnet": "10.23.0.0/24"}}}
+    path = write(tmp_path, doc)
+    proc = sim.ansible_playbook("-i", str(extra), "playbooks/experiment.yml", "-e", "experiment=%s" % path,
+                                "-e", "testbed_record_dir=%s" % os.path.join(str(tmp_path), "records"),
+                                "-e", "testbed_registry_enabled=false", check=False)
+    try:
+        assert proc.returncode != 0
+        for host in ("tbhost1", "tbhost2"):
+            assert re.search(r"host %s cannot realize this experiment: .*vlan.*CONFIG_VLAN_8021Q" % host,
+                             proc.stdout), proc.stdout
+            assert "tb_mh_vlan" not in sim.exec(host, "docker", "ps", "-a", "--format", "{{.Names}}").stdout
+    finally:
+        swap(sim, tmp_path, "teardown", path, check=False)

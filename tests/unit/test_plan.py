@@ -593,3 +593,16 @@ def test_plan_is_identical_across_processes_with_different_hash_seeds():
 def test_plan_is_json_serializable(hosts):
     plan = make_plan(base_doc(), hosts)
     assert json.loads(json.dumps(plan)) == plan
+
+
+def test_dedicated_host_held_by_another_experiment_is_closed_but_not_to_its_owner():
+    doc = {"name": "mine", "project": "p", "nodes": {"a": {"image": "img", "host": "h2"}}}
+    host_vars = {"h1": {}, "h2": {"mode": "dedicated", "used_by": ["p/other"]}}
+    with pytest.raises(Exception, match=r"h2 is dedicated to p/other"):
+        make_plan(doc, ["h1", "h2"], host_vars=host_vars)
+    # the experiment that holds it may keep using it (a modify in place)
+    host_vars["h2"]["used_by"] = ["p/mine"]
+    assert make_plan(doc, ["h1", "h2"], host_vars=host_vars)["nodes"]["a"]["host"] == "h2"
+    # a shared host takes several experiments
+    host_vars["h2"] = {"mode": "shared", "used_by": ["p/other"]}
+    assert make_plan(doc, ["h1", "h2"], host_vars=host_vars)["nodes"]["a"]["host"] == "h2"
