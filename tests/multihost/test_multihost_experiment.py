@@ -137,6 +137,12 @@ def test_packing_factor_spreads_nodes(testbed_hosts, tmp_path):
         write(tmp_path, doc)
         proc = swap(sim, tmp_path, "experiment", path, check=False)
         assert proc.returncode != 0 and "placement.packing" in proc.stdout and "2 over" in proc.stdout, proc.stdout
+        # the file no longer fits the hosts: teardown (which reads only project and name) still
+        # removes everything
+        swap(sim, tmp_path, "teardown", path)
+        for host in sim.names:
+            assert "tb_mh_pack" not in sim.exec(host, "docker", "ps", "-a", "--format", "{{.Names}}").stdout
+            assert "mh/pack/" not in sim.exec(host, "cat", "/var/lib/testbed/control.json", check=False).stdout
     finally:
         swap(sim, tmp_path, "teardown", path, check=False)
 
