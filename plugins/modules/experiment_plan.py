@@ -51,6 +51,7 @@ options:
     default: ~/.testbed/experiments
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common
 attributes:
   check_mode:
     support: full
@@ -58,10 +59,6 @@ attributes:
   diff_mode:
     support: none
     details: The plan is returned, not a diff.
-  platform:
-    platforms: posix
-author:
-  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

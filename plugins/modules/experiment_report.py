@@ -44,16 +44,11 @@ options:
     default: true
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common
 attributes:
   check_mode:
     support: full
     details: Check mode reports whether the record would change and writes nothing.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-author:
-  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -94,6 +94,7 @@ options:
     type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common
 attributes:
   check_mode:
     support: full
@@ -101,10 +102,6 @@ attributes:
   diff_mode:
     support: full
     details: The diff lists the operations done (or, in check mode, that would be done).
-  platform:
-    platforms: posix
-author:
-  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -35,16 +35,11 @@ options:
     default: /var/lib/testbed
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common
 attributes:
   check_mode:
     support: full
     details: Reads only.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-author:
-  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

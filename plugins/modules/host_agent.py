@@ -35,15 +35,7 @@ options:
     type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-author:
-  - testbed.containers contributors (!UNKNOWN)
+  - testbed.containers.common
 """
 
 EXAMPLES = r"""

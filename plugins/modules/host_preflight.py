@@ -29,16 +29,11 @@ options:
     default: [bridge, veth]
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common
 attributes:
   check_mode:
     support: full
     details: Probes create and delete throwaway kernel objects in check mode too; nothing is left behind.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-author:
-  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -50,16 +50,11 @@ requirements:
   - a Docker engine on the host
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common
 attributes:
   check_mode:
     support: full
     details: Check mode reports which images would be built, and their tags, without building.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-author:
-  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

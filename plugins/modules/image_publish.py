@@ -41,16 +41,11 @@ options:
     required: true
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common
 attributes:
   check_mode:
     support: full
     details: Lists the images it would push.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-author:
-  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -145,6 +145,7 @@ options:
     default: 825
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common
 attributes:
   check_mode:
     support: full
@@ -152,10 +153,6 @@ attributes:
   diff_mode:
     support: partial
     details: The diff lists the operations, not file contents.
-  platform:
-    platforms: posix
-author:
-  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -59,6 +59,7 @@ options:
     default: true
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common
 attributes:
   check_mode:
     support: full
@@ -66,10 +67,6 @@ attributes:
   diff_mode:
     support: partial
     details: The diff lists the operations, not file contents.
-  platform:
-    platforms: posix
-author:
-  - testbed.containers contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

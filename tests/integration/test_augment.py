@@ -500,8 +500,7 @@ def test_commit_of_augmented_node_is_not_wrapped_twice(cli, zoo_images, runner, 
 # ---- supervisor behaviour -----------------------------------------------------------------------
 
 
-def test_commit_of_a_full_node_keeps_its_sshd_and_basic_from_it_runs_none(cli, zoo_images, runner, tmp_path,
-                                                                           ssh_key):
+def test_commit_of_a_full_node_keeps_its_sshd_and_basic_from_it_runs_none(cli, zoo_images, runner, tmp_path, ssh_key):
     """A `docker commit` of a running full node is a full image as it is (SSH still works from
     it); augmenting it again at basic rebuilds from the commit, whose lower layer still holds
     the sshd service script, and the supervisor does not run it (/.testbed/original lists the
@@ -533,8 +532,11 @@ def test_commit_of_a_full_node_keeps_its_sshd_and_basic_from_it_runs_none(cli, z
         status_when(pid, "sshd", lambda s: s.get("service_sshd") == "running")
         node.reload()
         address = node.attrs["NetworkSettings"]["IPAddress"]
-        out = wait_for("ssh into the commit", lambda: (lambda r: r[1] if r[0] == 0 else None)(
-            ssh_run(ssh_key, "tester", address, "id -un; cat /committed.txt")), timeout=15, interval=0.3)
+
+        def login():
+            code, text = ssh_run(ssh_key, "tester", address, "id -un; cat /committed.txt")
+            return text if code == 0 else None
+        out = wait_for("ssh into the commit", login, timeout=15, interval=0.3)
         assert out.split() == ["tester", "kept"], out
         assert "args=serve 8081" in http_get(node, 8081)
         row["full"] = "ok"
@@ -558,6 +560,7 @@ def test_commit_of_a_full_node_keeps_its_sshd_and_basic_from_it_runs_none(cli, z
                     cli.images.remove(ref, force=True)
                 except docker.errors.ImageNotFound:
                     pass
+
 
 def test_start_command_runs_at_every_start(cli, zoo_images, runner, tmp_path):
     aug_ref = augment.augment_image(cli, zoo_images["numeric-user"], "basic")[0]
