@@ -230,6 +230,19 @@ def test_full_nodes_answer_ssh_with_their_own_server_as_root_and_as_the_users(pl
         assert container_ids(PROJECT, "fullssh") == ids
         proc = wait_ssh(entries["b"]["ssh_port"], bob, "id -un", "bob")
         assert proc.returncode == 0 and proc.stdout.strip() == "bob", proc.stderr
+
+        # a restarted full node answers on the same port again, with the same host key (the
+        # agent re-plumbs it; its sshd is a service of the supervisor)
+        def host_key():
+            out = sh("ssh-keyscan", "-t", "ed25519", "-p", str(entries["a"]["ssh_port"]), "127.0.0.1",
+                     check=False).stdout
+            return sorted(line.split(None, 1)[1] for line in out.splitlines() if line and not line.startswith("#"))
+        key_before = host_key()
+        assert key_before, "no host key answered"
+        sh(DOCKER, "restart", "-t", "2", entries["a"]["container"])
+        proc = wait_ssh(entries["a"]["ssh_port"], key_path, "id -un; ip -o -4 addr show eth1", "alice")
+        assert proc.returncode == 0 and proc.stdout.startswith("alice\n") and "10.10.0." in proc.stdout, proc.stderr
+        assert host_key() == key_before
     finally:
         sh(DOCKER, "rm", "-f", client, check=False)
         playbooks.teardown(path)

@@ -21,7 +21,7 @@ import pytest
 
 from helpers import DOCKER, ROOT, VENV_BIN
 
-SCENARIOS = ("experiment", "registry", "teardown")
+SCENARIOS = ("experiment", "host", "registry", "teardown")
 LABEL = "testbed.molecule"  # every container and volume of scenario S carries testbed.molecule=S
 TIMEOUT = 600  # seconds one scenario may take (about 1-2 minutes here)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
