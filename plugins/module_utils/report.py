@@ -44,7 +44,7 @@ def remove_record(record_dir, project, name):
     return False
 
 
-VOLATILE = ("state", "start", "start_exit", "app")
+VOLATILE = ("state", "start", "start_exit", "app", "sshd")
 
 
 def stable(record):
@@ -71,6 +71,15 @@ def merge(plan, statuses):
     return {"version": 1, "project": plan["project"], "name": plan["name"], "plan": plan, "nodes": ordered}
 
 
+def ssh_column(node):
+    """The ssh command; for a node with its own SSH server that is not running, also its state."""
+    text = node.get("ssh", "-")
+    sshd = node.get("sshd")
+    if sshd and sshd != "running":
+        text += " (sshd %s)" % sshd
+    return text
+
+
 def start_column(node):
     """The start command's state for the table: exit=N, waiting, running or -."""
     if node.get("start_exit") is not None:
@@ -87,7 +96,7 @@ def table(record):
                           for i in node.get("interfaces", []))
         rows.append({"node": node["node"], "host": node.get("host", ""), "state": node.get("state", ""),
                      "container": node.get("container", ""), "interfaces": ifaces or "-",
-                     "ssh": node.get("ssh", "-"), "start": start_column(node)})
+                     "ssh": ssh_column(node), "start": start_column(node)})
     widths = dict((key, max([len(title)] + [len(str(r[key])) for r in rows])) for key, title in COLUMNS)
     lines = ["  ".join(title.ljust(widths[key]) for key, title in COLUMNS).rstrip()]
     for r in rows:

@@ -619,6 +619,8 @@ def status(project, name, state_dir=DEFAULT_STATE_DIR):
                 if st.get("start_exit") is not None:
                     entry["start_exit"] = st.get("start_exit")
                 entry["app"] = st.get("app", "unknown")
+                if node.get("augment") == "full":
+                    entry["sshd"] = st.get("service_sshd", "unknown")  # running | exited:N
             entry["state"] = "booted" if plumbed else "running"
             entry["container_id"] = ctr.id
         recorded = (record.get("nodes") or {}).get(node_name) or {}

@@ -202,6 +202,8 @@ def test_full_nodes_answer_ssh_with_their_own_server_as_root_and_as_the_users(pl
             proc = ssh(entry["ssh_port"], key_path, "id -u; cat /proc/1/cmdline | tr '\\0' ' '", user="root")
             assert proc.returncode == 0 and proc.stdout.startswith("0\n"), proc.stderr
             assert "/.testbed/bin/supervisor" in proc.stdout
+        # the status knows each full node's own server; an exec-style node has none
+        assert [entries[n].get("sshd") for n in ("a", "b", "c")] == ["running", "running", None], entries
         # exec style for the basic node of the same experiment
         assert entries["c"]["ssh"] == "ssh -p %d root@localhost" % entries["c"]["ssh_port"]
         proc = ssh(entries["c"]["ssh_port"], key_path, "hostname")
