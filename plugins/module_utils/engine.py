@@ -131,6 +131,8 @@ def container_spec(plan, node_name, image_id, hosts_path, control_address=None, 
         "cpus": node["cpus"], "memory": node["memory"], "forwarding": node["forwarding"], "env": node["env"],
         "hosts": hosts_path, "control_address": control_address,
     }
+    if node.get("restart"):  # only when set: nodes without it keep their hash across versions
+        hashed["restart"] = node["restart"]
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     labels = {
         names.LABEL_PROJECT: plan["project"],

@@ -112,7 +112,9 @@ def _parse_network(errors, path, value):
     return net
 
 
-NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "augment", "host", "env", "start")
+NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "augment", "host", "env", "start", "restart")
+# What the supervisor does when the node's application exits (the node itself stays up).
+APP_RESTART_POLICIES = ("no", "on-failure", "always")
 DEFAULT_AUGMENT = "basic"
 SHAPE_KEYS = ("bandwidth", "delay", "jitter", "loss", "queue")
 LAN_KEYS = ("members", "subnet") + SHAPE_KEYS
@@ -124,7 +126,7 @@ USER_KEYS = ("name", "ssh_keys")
 # An account name as Debian's useradd accepts it (NAME_REGEX), 32 characters at most.
 ACCOUNT_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 SSH_KEY_RE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?$")
-DEFAULT_KEYS = ("augment", "image", "start")
+DEFAULT_KEYS = ("augment", "image", "start", "restart")
 ADDRESSING_KEYS = ("pool", "prefixlen")
 
 
@@ -224,6 +226,18 @@ def _check_node(errors, path, spec, defaults):
             errors.add(_join(path, "start"), "a start command needs augmentation: set augment: basic (or leave "
                        "augment out)")
     node["start"] = start
+    restart = spec.get("restart", defaults.get("restart"))
+    if restart is False:  # YAML reads a bare `no` as false
+        restart = "no"
+    if restart is not None:
+        if restart not in APP_RESTART_POLICIES:
+            errors.add(_join(path, "restart"), "must be one of %s (what the supervisor does when the application "
+                       "exits), got %r" % (", ".join(APP_RESTART_POLICIES), restart))
+            restart = None
+        elif augment == "none":
+            errors.add(_join(path, "restart"), "restarting the application needs augmentation: set augment: basic "
+                       "(or leave augment out)")
+    node["restart"] = restart
     host = spec.get("host")
     if host is not None and (not isinstance(host, str) or not host):
         errors.add(_join(path, "host"), "must name a host of the inventory")

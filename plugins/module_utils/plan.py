@@ -123,6 +123,7 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
             "forwarding": node["forwarding"],
             "augment": node["augment"],
             "start": node["start"],
+            "restart": node["restart"],
             "env": node["env"],
             "host": placement[node_name],
             "container": names.container_name(project, name, node_name),

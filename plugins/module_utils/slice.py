@@ -469,7 +469,7 @@ class Slice:
                     self._op("write %s accounts and keys" % node_name)
                 if services.ensure_host_key(node_dir, augment.dropbear_path(), self.dry_run):
                     self._op("make %s SSH host key" % node_name)
-            kwargs = augment.merge_kwargs(kwargs, augment.runtime_kwargs(node_dir))
+            kwargs = augment.merge_kwargs(kwargs, augment.runtime_kwargs(node_dir, app_restart=node.get("restart")))
         result = {"container_name": node["container"], "allocation": allocation,
                   "control_address": allocation["address"], "ssh_port": allocation["port"],
                   "ssh": self.ssh_command(node_name, allocation)}

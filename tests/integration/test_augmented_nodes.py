@@ -50,3 +50,32 @@ def test_start_command_runs_after_plumbing_and_its_exit_code_is_reported(playboo
     finally:
         playbooks.teardown(path)
     assert container_ids(PROJECT, "start") == {}
+
+
+def test_restart_policy_of_the_application_is_set_per_node_and_changed_in_place(playbooks):
+    """`restart:` is the supervisor's policy for the node's application; the node stays up either way."""
+    import time
+    spec = {"name": "restart", "project": PROJECT,
+            "nodes": {"a": {"image": BUSYBOX, "command": ["sh", "-c", "echo once; exit 3"], "restart": "on-failure"},
+                      "b": {"image": BUSYBOX, "command": ["sh", "-c", "exit 3"]}}}
+    path = playbooks.write(spec)
+    name = "tb_%s_restart_%%s" % PROJECT
+
+    def status(node):
+        text = dexec(name % node, "/.testbed/bin/sh", "-c", "cat /.testbed/run/status").stdout
+        return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    try:
+        playbooks.swap_in(path)
+        time.sleep(2)
+        a, b = status("a"), status("b")
+        assert a["app_restart"] == "on-failure" and int(a["app_restarts"]) >= 2, a  # 100 ms back-off, doubling
+        assert b["app_restart"] == "no" and b["app_restarts"] == "0" and b["app"] == "exited:3", b
+        # changed in place: the node is recreated with the new policy
+        spec["nodes"]["a"]["restart"] = "no"
+        playbooks.write(spec)
+        playbooks.swap_in(path)
+        time.sleep(0.5)
+        a = status("a")
+        assert a["app_restart"] == "no" and a["app"] == "exited:3", a
+    finally:
+        playbooks.teardown(path)

@@ -15,7 +15,7 @@ from ansible_collections.testbed.containers.plugins.module_utils.plan import mak
 HOSTS = ["h1", "h2"]
 HINT = model.NAME_HINT
 IMG = {"image": "img"}
-NODE_KEYS = "augment, command, cpus, env, forwarding, host, image, memory, start"
+NODE_KEYS = "augment, command, cpus, env, forwarding, host, image, memory, restart, start"
 TOP_KEYS = "addressing, defaults, lans, links, name, nodes, placement, project, routing, ssh_keys, users"
 
 
@@ -66,7 +66,7 @@ CASES = [
     ("project-bad", exp(project="My.Project"), HOSTS, ["project: " + bad_name("My.Project", "project")]),
     ("routing-bad", exp(routing="ospf"), HOSTS, ["routing: must be one of static, none, got 'ospf'"]),
     ("defaults-unknown-key", exp(defaults={"cpus": 1}), HOSTS,
-     ["defaults.cpus: unknown key; allowed keys: augment, image, start"]),
+     ["defaults.cpus: unknown key; allowed keys: augment, image, restart, start"]),
     ("defaults-not-a-mapping", exp(defaults=["img"]), HOSTS, ["defaults: must be a mapping, got a list"]),
     ("addressing-not-a-mapping", exp(addressing="10.0.0.0/8"), HOSTS,
      ["addressing: must be a mapping, got a string"]),
@@ -420,3 +420,19 @@ def test_name_at_the_length_limit_is_valid():
     assert len(name) == 31
     plan = make_plan(exp(name=name, nodes={name: dict(IMG)}, lans={}, links={}), HOSTS)
     assert plan["name"] == name and list(plan["nodes"]) == [name]
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ({"restart": "sometimes"}, ["nodes.a.restart: must be one of no, on-failure, always (what the supervisor does "
+                                "when the application exits), got 'sometimes'"]),
+    ({"restart": "always", "augment": "none"}, ["nodes.a.restart: restarting the application needs augmentation: "
+                                                "set augment: basic (or leave augment out)"]),
+])
+def test_restart_policy_errors(spec, expected):
+    assert errors_of(exp(nodes={"a": dict(IMG, **spec)}, lans={}, links={}), HOSTS) == expected
+
+
+def test_restart_policy_from_defaults_and_yaml_no():
+    checked = model.validate(exp(defaults={"restart": "on-failure"}, nodes={"a": dict(IMG), "b": dict(IMG, restart=False)},
+                                 lans={}, links={}))
+    assert (checked["nodes"]["a"]["restart"], checked["nodes"]["b"]["restart"]) == ("on-failure", "no")
