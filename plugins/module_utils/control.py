@@ -204,13 +204,17 @@ def sshd_config(state, cfg):
     return "\n".join(lines) + "\n"
 
 
-def _write_if_changed(path, text, mode=0o644):
+def write_if_changed(path, text, mode=0o644, dry_run=False):
+    """Replace ``path`` atomically with ``text`` unless it holds it already; True if it differed
+    (in dry run: would be written)."""
     try:
         with open(path) as f:
             if f.read() == text:
                 return False
     except (IOError, OSError):
         pass
+    if dry_run:
+        return True
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
@@ -242,8 +246,8 @@ def ensure_sshd(state, cfg, dry_run=False):
     if not os.path.exists(key):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
         ops.append("create exec sshd host key")
-    _write_if_changed(os.path.join(base, "exec-node"), EXEC_WRAPPER % cfg, 0o755)
-    changed = _write_if_changed(os.path.join(base, "sshd_config"), config)
+    write_if_changed(os.path.join(base, "exec-node"), EXEC_WRAPPER % cfg, 0o755)
+    changed = write_if_changed(os.path.join(base, "sshd_config"), config)
     proc = subprocess.run(["/usr/sbin/sshd", "-t", "-f", os.path.join(base, "sshd_config")],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     if proc.returncode != 0:

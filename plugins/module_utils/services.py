@@ -31,6 +31,8 @@ import os
 import re
 import subprocess
 
+from ansible_collections.testbed.containers.plugins.module_utils import control
+
 USERS_FILE = "users"
 KEYS_DIR = "keys"
 HOST_KEY = "ssh_host_ed25519_key"
@@ -130,23 +132,6 @@ def sshd_service(port=22):
     return SSHD_SERVICE.replace("%(port)d", str(int(port)))
 
 
-def _write_if_changed(path, text, mode, dry_run):
-    try:
-        with open(path) as f:
-            if f.read() == text:
-                return False
-    except (IOError, OSError):
-        pass
-    if dry_run:
-        return True
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.rename(tmp, path)
-    return True
-
-
 def _key_lines(keys):
     return "".join(k.strip() + "\n" for k in keys if k and k.strip())
 
@@ -166,10 +151,10 @@ def write_accounts(node_dir, users, root_keys=(), dry_run=False):
         wanted["root"].extend(user.get("ssh_keys") or [])
     seen = set()
     wanted["root"] = [k for k in wanted["root"] if not (k.strip() in seen or seen.add(k.strip()))]
-    changed = _write_if_changed(os.path.join(node_dir, USERS_FILE),
-                                "".join(u["name"] + "\n" for u in users if u["name"] != "root"), 0o644, dry_run)
+    users_text = "".join(u["name"] + "\n" for u in users if u["name"] != "root")
+    changed = control.write_if_changed(os.path.join(node_dir, USERS_FILE), users_text, 0o644, dry_run)
     for name, keys in sorted(wanted.items()):
-        changed = _write_if_changed(os.path.join(keys_dir, name), _key_lines(keys), 0o644, dry_run) or changed
+        changed = control.write_if_changed(os.path.join(keys_dir, name), _key_lines(keys), 0o644, dry_run) or changed
     try:
         present = os.listdir(keys_dir)
     except OSError:
