@@ -70,7 +70,7 @@ if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/nul
   say "creating virtualenv .venv"
   python3 -m venv "$VENV"
 fi
-req_sha=$(sha256sum requirements.txt | cut -d' ' -f1)
+req_sha=$(cat requirements.txt roles/host/files/requirements.txt | sha256sum | cut -d' ' -f1)
 if [[ -f $VENV/.requirements.sha && $(<"$VENV/.requirements.sha") == "$req_sha" ]]; then
   say "Python requirements: up to date"
 else
@@ -79,7 +79,7 @@ else
   printf '%s\n' "$req_sha" >"$VENV/.requirements.sha"
 fi
 # development tools (ansible-lint, antsibull-changelog), with requirements.txt as constraints
-dev_sha=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+dev_sha=$(cat requirements.txt roles/host/files/requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [[ -f $VENV/.requirements-dev.sha && $(<"$VENV/.requirements-dev.sha") == "$dev_sha" ]]; then
   say "development requirements: up to date"
 else

@@ -22,7 +22,7 @@ DEFAULT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 DEBIAN_MIRROR=http://deb.debian.org/debian
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-IMAGES=(busybox debian host)
+IMAGES=(busybox debian host barehost)
 
 say() { printf '[images] %s\n' "$*"; }
 die() { printf '[images] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -122,7 +122,7 @@ build_debian() {
 # --- testbed/host:bookworm ----------------------------------------------------------
 # A simulated physical host for the multi-host tests (tests/multihost/hosts.py): Debian with
 # its own Docker engine (Docker-in-Docker), sshd for root key login and the project's pinned
-# Python requirements in a virtualenv (design decision 12: one pinned set via pip in a venv on
+# Python requirements (roles/host/files/requirements.txt, what the host role installs) in a virtualenv (design decision 12: one pinned set via pip in a venv on
 # every host; ansible_python_interpreter=/opt/testbed/venv/bin/python). Built with
 # `docker build` FROM the local testbed/debian image; apt and PyPI are reached through NAT.
 # Run it with the Docker-in-Docker flags of ../shared/machine.md (not --privileged):
@@ -140,7 +140,7 @@ image_host() {
   # the base image's id: a rebuilt testbed/debian rebuilds this one too
   RECIPE_INPUTS="$(declare -f build_host host_init_script host_sshd_config)
 packages=$HOST_PACKAGES base=$base
-requirements=$(sha256sum "$ROOT_DIR/requirements.txt" | cut -d' ' -f1)"
+requirements=$(sha256sum "$ROOT_DIR/roles/host/files/requirements.txt" | cut -d' ' -f1)"
 }
 
 # The entrypoint (under tini): per-container SSH host keys, authorized keys from
@@ -231,7 +231,7 @@ EOF
 build_host() {
   local tag=$1 sha=$2 dir
   new_workdir; dir=$WORKDIR
-  cp "$ROOT_DIR/requirements.txt" "$dir/requirements.txt"
+  cp "$ROOT_DIR/roles/host/files/requirements.txt" "$dir/requirements.txt"
   host_init_script >"$dir/testbed-host-init"
   host_sshd_config >"$dir/sshd-testbed.conf"
   # pip inside the build verifies PyPI's certificate against this machine's CA bundle: egress
@@ -260,6 +260,88 @@ LABEL $LABEL_KEY=$sha testbed.role=simulated-host
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/sbin/testbed-host-init"]
 EOF
   # the classic builder uses the local FROM image as is (BuildKit would ask a registry)
+  if ! DOCKER_BUILDKIT=0 "$DOCKER" build --network bridge -t "$tag" "$dir" >"$dir/build.log" 2>&1; then
+    tail -n 30 "$dir/build.log" >&2
+    die "docker build of $tag failed"
+  fi
+}
+
+# --- testbed/barehost:bookworm -------------------------------------------------------------
+# A freshly installed physical host for the host role's install path (molecule scenario
+# host, tests/multihost/test_bare_host.py): Debian with sshd and python3 only, no Docker
+# engine, no testbed Python packages; roles/host installs them. Like a machine a testbed just
+# imaged: net.ipv4.ip_forward=0. Site settings a real testbed would have come from the
+# environment and mounts: TESTBED_AUTHORIZED_KEYS, TESTBED_CGROUP_PARENT (written to
+# /etc/docker/daemon.json before the engine exists, so the inner containers' cgroups have one
+# parent) and a CA bundle at /etc/testbed/site-ca.crt (named in /etc/pip.conf: egress may
+# pass a TLS-inspecting proxy). Same Docker-in-Docker flags and /var/lib/docker volume as
+# testbed/host.
+BAREHOST_PACKAGES="openssh-server python3 tini"
+
+image_barehost() {
+  IMAGE_NAME=testbed/barehost:$DEBIAN_SUITE
+  local base
+  base=$("$DOCKER" image inspect -f '{{.Id}}' "testbed/debian:$DEBIAN_SUITE" 2>/dev/null) ||
+    die "testbed/debian:$DEBIAN_SUITE missing: build it first (scripts/build-images.sh debian barehost)"
+  RECIPE_INPUTS="$(declare -f build_barehost barehost_init_script host_sshd_config)
+packages=$BAREHOST_PACKAGES base=$base"
+}
+
+barehost_init_script() {
+  cat <<'EOF'
+#!/bin/bash
+set -uo pipefail
+log() { printf '[testbed-barehost] %s\n' "$*"; }
+ssh-keygen -A >/dev/null
+install -d -m 700 /root/.ssh
+touch /root/.ssh/authorized_keys
+if [[ -n ${TESTBED_AUTHORIZED_KEYS:-} ]]; then
+  grep -qxF "$TESTBED_AUTHORIZED_KEYS" /root/.ssh/authorized_keys ||
+    printf '%s\n' "$TESTBED_AUTHORIZED_KEYS" >>/root/.ssh/authorized_keys
+fi
+chmod 600 /root/.ssh/authorized_keys
+install -d -m 755 /run/sshd
+if [[ -n ${TESTBED_CGROUP_PARENT:-} && ! -e /etc/docker/daemon.json ]]; then
+  install -d /etc/docker
+  printf '{"cgroup-parent": "%s"}\n' "$TESTBED_CGROUP_PARENT" >/etc/docker/daemon.json
+fi
+if [[ -r /etc/testbed/site-ca.crt ]]; then
+  printf '[global]\ncert = /etc/testbed/site-ca.crt\n' >/etc/pip.conf
+fi
+sysctl -qw net.ipv4.ip_forward=0 || log "cannot reset net.ipv4.ip_forward"
+# a restarted container: the engine the host role installed starts again, as at boot (as the
+# role starts it here: Debian's init script fails raising ulimits without CAP_SYS_RESOURCE)
+if [[ -x /usr/sbin/dockerd ]]; then
+  rm -f /run/docker.pid /run/docker-testbed.pid
+  start-stop-daemon --start --background --make-pidfile --pidfile /run/docker-testbed.pid \
+    --output /var/log/docker.log --exec /usr/sbin/dockerd || log "dockerd did not start"
+fi
+touch /run/testbed-host.ready
+log "sshd starting: ready"
+exec /usr/sbin/sshd -D -e
+EOF
+}
+
+build_barehost() {
+  local tag=$1 sha=$2 dir
+  new_workdir; dir=$WORKDIR
+  barehost_init_script >"$dir/testbed-barehost-init"
+  host_sshd_config >"$dir/sshd-testbed.conf"
+  cat >"$dir/Dockerfile" <<EOF
+FROM testbed/debian:$DEBIAN_SUITE
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $BAREHOST_PACKAGES \\
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /var/log/*.log \\
+ && rm -f /etc/ssh/ssh_host_*
+COPY sshd-testbed.conf /etc/ssh/sshd_config.d/testbed.conf
+COPY testbed-barehost-init /usr/local/sbin/testbed-barehost-init
+RUN chmod 755 /usr/local/sbin/testbed-barehost-init
+VOLUME /var/lib/docker
+EXPOSE 22
+ENV PATH=$DEFAULT_PATH
+LABEL $LABEL_KEY=$sha testbed.role=simulated-bare-host
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/sbin/testbed-barehost-init"]
+EOF
   if ! DOCKER_BUILDKIT=0 "$DOCKER" build --network bridge -t "$tag" "$dir" >"$dir/build.log" 2>&1; then
     tail -n 30 "$dir/build.log" >&2
     die "docker build of $tag failed"

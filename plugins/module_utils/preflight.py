@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: testbed.containers contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Preflight of a physical host: does its kernel have what the plan needs?
+"""Preflight of a physical host: does its kernel have what the plan needs?  And the kernel
+settings (sysctls) the host role raises for hosts with many nodes.
 
 Each feature is probed by creating a throwaway object of that kind (a module may be built in
 or loadable, so /proc/modules proves nothing) and deleting it at once.  Missing features are
@@ -13,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import shutil
 
 from ansible_collections.testbed.containers.plugins.module_utils import netlink, shaping
@@ -90,3 +92,52 @@ def missing_features(features):
 
 def missing_commands(commands=("iptables",)):
     return [c for c in commands if shutil.which(c) is None and not os.path.exists("/usr/sbin/" + c)]
+
+
+# --- kernel settings (sysctl) the host role raises ------------------------------------------
+SYSCTL_KEY_RE = re.compile(r"^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$")
+SYSCTL_ROOT = "/proc/sys"
+
+
+def sysctl_path(key, root=SYSCTL_ROOT):
+    return os.path.join(root, *key.split("."))
+
+
+def sysctl_errors(settings):
+    """Problems with the settings mapping, each naming the key and the fix."""
+    errors = []
+    for key, value in settings.items():
+        if not isinstance(key, str) or not SYSCTL_KEY_RE.match(key):
+            errors.append("settings: %r is not a sysctl key such as net.ipv4.ip_forward" % (key,))
+        elif isinstance(value, bool) or not isinstance(value, (int, str)) or \
+                (isinstance(value, int) and value < 0) or (isinstance(value, str) and not value.strip()):
+            errors.append("settings.%s: must be a number >= 0 (a minimum) or a string (an exact value), got %r"
+                          % (key, value))
+    return errors
+
+
+def sysctl_changes(settings, read):
+    """What to write: [(key, current, wanted)] for each setting below its minimum (an int value:
+    a larger current value is kept) or different from its exact value (a string, compared
+    word by word).  ``read(key)`` returns the current text."""
+    changes = []
+    for key, value in settings.items():
+        current = read(key).strip()
+        if isinstance(value, int):
+            try:
+                low = int(current) < value
+            except ValueError:
+                low = True
+            if low:
+                changes.append((key, current, str(value)))
+        elif current.split() != str(value).split():
+            changes.append((key, current, " ".join(str(value).split())))
+    return changes
+
+
+def sysctl_file_text(settings):
+    """The persistent /etc/sysctl.d file: the same settings at boot (a later file wins)."""
+    lines = ["# testbed.containers (roles/host, module host_sysctl): settings for hosts with many",
+             "# nodes. Numbers are minimums at run time; a later sysctl.d file may raise them."]
+    lines.extend("%s = %s" % (key, " ".join(str(value).split())) for key, value in sorted(settings.items()))
+    return "\n".join(lines) + "\n"

@@ -137,15 +137,26 @@ def demo_containers():
     return out.split()
 
 
-def requirement_pins(names):
-    """``name==version`` lines of requirements.txt for ``names``."""
-    pins = {}
-    with open(os.path.join(ROOT, "requirements.txt")) as f:
+def requirement_lines(path):
+    """The requirement lines of a pip requirements file, following its ``-r FILE`` includes."""
+    lines = []
+    with open(path) as f:
         for line in f:
             line = line.split("#", 1)[0].strip()
-            match = re.match(r"^([A-Za-z0-9_.-]+)\s*[=<>!~]", line)
-            if match and match.group(1).lower() in names:
-                pins[match.group(1).lower()] = line
+            if line.startswith("-r "):
+                lines.extend(requirement_lines(os.path.join(os.path.dirname(path), line[3:].strip())))
+            elif line:
+                lines.append(line)
+    return lines
+
+
+def requirement_pins(names):
+    """``name==version`` lines of requirements.txt (and the files it includes) for ``names``."""
+    pins = {}
+    for line in requirement_lines(os.path.join(ROOT, "requirements.txt")):
+        match = re.match(r"^([A-Za-z0-9_.-]+)\s*[=<>!~]", line)
+        if match and match.group(1).lower() in names:
+            pins[match.group(1).lower()] = line
     assert sorted(pins) == sorted(names), "requirements.txt lacks %s" % sorted(set(names) - set(pins))
     return [pins[n] for n in names]
 

@@ -8,33 +8,10 @@ run and removes them at its end, also after failures. Environment:
 """
 import json
 import os
-import tempfile
 
 import pytest
 
 from hosts import DEFAULT_PREFIX, SimulatedHosts, simulated_hosts
-
-# experiment.yml runs the testbed registry for experiments on several hosts: the session
-# removes it (controller and hosts) at its end, so a second run starts from a clean controller
-REGISTRY_ABSENT = """---
-- name: Remove the testbed registry the multi-host tests made
-  hosts: testbed_hosts
-  gather_facts: false
-  roles:
-    - role: testbed.containers.registry
-      vars:
-        testbed_registry_state: absent
-"""
-
-
-def remove_registry(sim):
-    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
-        f.write(REGISTRY_ABSENT)
-    try:
-        sim.ansible_playbook(f.name, check=False)
-    finally:
-        os.unlink(f.name)
-
 
 _STARTED = []
 
@@ -50,7 +27,9 @@ def testbed_hosts():
         try:
             yield sim
         finally:
-            remove_registry(sim)
+            # experiment.yml runs the testbed registry for experiments on several hosts:
+            # removed at the end, so a second run starts from a clean controller
+            sim.remove_registry()
 
 
 def pytest_terminal_summary(terminalreporter):

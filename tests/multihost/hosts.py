@@ -49,6 +49,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 DOCKER = "/usr/bin/docker"  # Debian's client; /usr/local/bin/docker may be another one
 HOST_IMAGE = "testbed/host:bookworm"
+BARE_HOST_IMAGE = "testbed/barehost:bookworm"
+# the site's CA for a bare host's pip (egress may pass a TLS-inspecting proxy)
+BARE_HOST_RUN_ARGS = ("-v", "/etc/ssl/certs/ca-certificates.crt:/etc/testbed/site-ca.crt:ro")
 IMAGES = ("testbed/busybox:latest", "testbed/debian:bookworm")
 LABEL = "testbed.simulated-hosts"
 PYTHON = "/opt/testbed/venv/bin/python"
@@ -67,6 +70,15 @@ DIND_FLAGS = (
 )
 CGROUP_ROOT = "/sys/fs/cgroup"
 READY_TIMEOUT = 120
+REGISTRY_ABSENT = """---
+- name: Remove the testbed registry the multi-host tests made
+  hosts: testbed_hosts
+  gather_facts: false
+  roles:
+    - role: testbed.containers.registry
+      vars:
+        testbed_registry_state: absent
+"""
 
 
 def log(msg):
@@ -181,6 +193,15 @@ class SimulatedHosts:
             raise AssertionError("%s failed (%d):\n%s" % (" ".join(cmd), proc.returncode, proc.stdout))
         return proc
 
+    def remove_registry(self):
+        """Removes the testbed registry (controller and these hosts' trust) experiment.yml made."""
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+            f.write(REGISTRY_ABSENT)
+        try:
+            self.ansible_playbook(f.name, check=False)
+        finally:
+            os.unlink(f.name)
+
     def inventory_data(self):
         return {"all": {"children": {"testbed_hosts": {
             "hosts": dict((h.name, {"ansible_host": h.address, "testbed_tunnel_address": h.address})
@@ -259,6 +280,8 @@ def _load_images(sim, images):
 def up(n=3, name_prefix=DEFAULT_PREFIX, subnet=None, images=IMAGES, workdir=None, image=HOST_IMAGE):
     """Starts n simulated hosts and returns a SimulatedHosts; on any failure removes what it made.
 
+    ``image`` BARE_HOST_IMAGE gives freshly installed hosts (no engine: pass ``images=()``) that
+    the host role installs; they get this machine's CA bundle as the site's (for pip).
     Leftovers of an earlier run under the same prefix are removed first."""
     if not 1 <= n <= 200:
         raise ValueError("n must be 1..200, got %r" % (n,))
@@ -297,6 +320,7 @@ def up(n=3, name_prefix=DEFAULT_PREFIX, subnet=None, images=IMAGES, workdir=None
                 "-v", "%s:/var/lib/docker" % h.volume,
                 "-e", "TESTBED_AUTHORIZED_KEYS=%s" % pubkey,
                 "-e", "TESTBED_CGROUP_PARENT=/%s" % cgroup_parent(h.name),
+                *(BARE_HOST_RUN_ARGS if image == BARE_HOST_IMAGE else ()),
                 image)
         deadline = time.monotonic() + READY_TIMEOUT
         with ThreadPoolExecutor(max_workers=n) as pool:
@@ -402,9 +426,12 @@ def main(argv=None):
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="host name prefix (default %(default)s)")
     parser.add_argument("--subnet", default=None, help="network subnet (default %s)" % DEFAULT_SUBNET)
     parser.add_argument("--no-images", action="store_true", help="do not load %s" % " ".join(IMAGES))
+    parser.add_argument("--bare", action="store_true",
+                        help="freshly installed hosts (%s) for the host role to install" % BARE_HOST_IMAGE)
     args = parser.parse_args(argv)
     if args.action == "up":
-        sim = up(args.n, args.prefix, args.subnet, () if args.no_images else IMAGES)
+        sim = up(args.n, args.prefix, args.subnet, () if args.no_images or args.bare else IMAGES, None,
+                 BARE_HOST_IMAGE if args.bare else HOST_IMAGE)
         print(sim.inventory)
     elif args.action == "down":
         down(args.prefix)

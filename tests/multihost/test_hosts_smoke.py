@@ -15,7 +15,7 @@ pytestmark = pytest.mark.timeout(900)
 
 
 def pins():
-    with open(os.path.join(ROOT, "requirements.txt")) as f:
+    with open(os.path.join(ROOT, "roles", "host", "files", "requirements.txt")) as f:
         return dict(line.split("#")[0].strip().split("==") for line in f if "==" in line.split("#")[0])
 
 

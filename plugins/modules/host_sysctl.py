@@ -1,0 +1,113 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: host_sysctl
+short_description: Raise the kernel settings a physical host with many nodes needs
+version_added: 0.1.0
+description:
+  - Sets each kernel setting (sysctl) of O(settings) on the running kernel and writes them all
+    to O(persist) so that they hold after a reboot.
+  - A number is a minimum, a larger current value is kept (an operator who raised a limit
+    further is not overruled); a string is an exact value, compared word by word.
+  - Fails naming the key when the kernel has no such setting, before writing anything.
+options:
+  settings:
+    description:
+      - Mapping of sysctl keys (dotted, as C(sysctl) names them) to a number (minimum) or a
+        string (exact value).
+    type: dict
+    required: true
+  persist:
+    description:
+      - The C(sysctl.d) file that applies the same settings at boot; an empty string writes none.
+      - Named C(60-...) by default so that an operator's later file wins.
+    type: str
+    default: /etc/sysctl.d/60-testbed.conf
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - testbed.containers.common
+attributes:
+  diff_mode:
+    support: full
+    details: Shows the settings it would raise, as before and after values.
+"""
+
+EXAMPLES = r"""
+- name: Let the host run hundreds of nodes
+  testbed.containers.host_sysctl:
+    settings:
+      net.ipv4.ip_forward: 1
+      fs.inotify.max_user_instances: 8192
+      kernel.pid_max: 4194304
+"""
+
+RETURN = r"""
+raised:
+  description: The settings written on the running kernel, each with its value before and after.
+  returned: success
+  type: dict
+  sample: {"fs.inotify.max_user_instances": {"before": "128", "after": "8192"}}
+persisted:
+  description: Whether the O(persist) file was (or in check mode would be) written.
+  returned: success
+  type: bool
+"""
+
+import os
+import platform
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.testbed.containers.plugins.module_utils import control, preflight
+
+
+def _read(key):
+    with open(preflight.sysctl_path(key)) as f:
+        return f.read()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(settings=dict(type="dict", required=True),
+                           persist=dict(type="str", default="/etc/sysctl.d/60-testbed.conf")),
+        supports_check_mode=True,
+    )
+    settings = module.params["settings"]
+    host = platform.node()
+    errors = preflight.sysctl_errors(settings)
+    errors.extend("settings.%s: %s has no such kernel setting (%s is missing): remove it from the settings"
+                  % (key, host, preflight.sysctl_path(key)) for key in settings
+                  if not errors and not os.path.exists(preflight.sysctl_path(key)))
+    if errors:
+        module.fail_json(msg="; ".join(errors))
+    changes = preflight.sysctl_changes(settings, _read)
+    raised = dict((key, {"before": before, "after": after}) for key, before, after in changes)
+    if not module.check_mode:
+        for key, _before, after in changes:
+            try:
+                with open(preflight.sysctl_path(key), "w") as f:
+                    f.write(after + "\n")
+            except (IOError, OSError) as exc:
+                module.fail_json(msg="settings.%s: cannot set it to %s on %s: %s" % (key, after, host, exc),
+                                 raised=raised)
+    persisted = False
+    if module.params["persist"]:
+        persisted = control.write_if_changed(module.params["persist"], preflight.sysctl_file_text(settings),
+                                             dry_run=module.check_mode)
+    result = dict(changed=bool(changes) or persisted, raised=raised, persisted=persisted)
+    if module._diff and changes:
+        result["diff"] = dict(before="".join("%s = %s\n" % (k, b) for k, b, _a in changes),
+                              after="".join("%s = %s\n" % (k, a) for k, _b, a in changes))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
