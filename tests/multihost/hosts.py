@@ -214,6 +214,9 @@ class SimulatedHosts:
                 # private control sockets: a master left from an earlier set of hosts at the
                 # same address is never reused
                 "ansible_control_path_dir": self.control_path_dir,
+                # the host role's namespaced settings only: fs.* and kernel.* would be this
+                # machine's own, and the neighbour table's gc_thresh exist in the first netns only
+                "testbed_host_sysctls": {"net.ipv4.ip_forward": 1, "net.core.somaxconn": 8192},
             }}}}}
 
     def write_inventory(self):

@@ -13,8 +13,6 @@ from hosts import BARE_HOST_IMAGE, simulated_hosts
 
 pytestmark = pytest.mark.timeout(900)
 
-# namespaced settings only: fs.* and kernel.* would be this machine's own
-SYSCTLS = {"net.ipv4.ip_forward": 1, "net.core.somaxconn": 8192}
 
 
 def pins():
@@ -34,8 +32,7 @@ def bare_host():
 def swap(sim, tmp_path, playbook, path, check=True):
     return sim.ansible_playbook("playbooks/%s.yml" % playbook, "-e", "experiment=%s" % path,
                                 "-e", "testbed_record_dir=%s" % os.path.join(str(tmp_path), "records"),
-                                "-e", "testbed_registry_enabled=true",
-                                "-e", json.dumps({"testbed_host_sysctls": SYSCTLS}), check=check)
+                                "-e", "testbed_registry_enabled=true", check=check)
 
 
 def task_status(out, task):

@@ -268,3 +268,42 @@ def test_vlan_mode_is_planned_and_refused_by_the_preflight_of_a_kernel_without_8
             assert "tb_mh_vlan" not in sim.exec(host, "docker", "ps", "-a", "--format", "{{.Names}}").stdout
     finally:
         swap(sim, tmp_path, "teardown", path, check=False)
+
+
+def test_cpus_and_memory_capacity_spread_nodes_and_limit_their_containers(testbed_hosts, tmp_path):
+    """Hosts that offer testbed_cpus / testbed_memory take nodes up to them: three nodes asking
+    0.6 CPUs and 300 MB each on hosts of 1 CPU / 512 MB land one per host, their containers
+    limited to that; a fourth does not fit, and the error names the resources and the node."""
+    sim = testbed_hosts
+    extra = tmp_path / "capacity.yml"
+    extra.write_text(yaml.safe_dump({"all": {"children": {"testbed_hosts": {
+        "hosts": dict((h, {"testbed_cpus": 1, "testbed_memory": "512m"}) for h in sim.names)}}}}))
+    doc = {"name": "cap", "project": "mh",
+           "nodes": dict(("c%d" % i, node(BUSYBOX, cpus=0.6, memory="300m")) for i in range(3)),
+           "lans": {"lan0": {"members": ["c0", "c1", "c2"], "subnet": "10.24.0.0/24"}}}
+    path = write(tmp_path, doc)
+
+    def play(playbook, check=True):
+        return sim.ansible_playbook("-i", str(extra), "playbooks/%s.yml" % playbook, "-e", "experiment=%s" % path,
+                                    "-e", "testbed_record_dir=%s" % os.path.join(str(tmp_path), "records"),
+                                    check=check)
+    try:
+        play("experiment")
+        rec = record(tmp_path, "mh", "cap")
+        assert sorted(entry["host"] for entry in rec.values()) == sorted(sim.names), rec
+        for entry in rec.values():
+            limits = sim.exec(entry["host"], "docker", "inspect", "-f", "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}",
+                              entry["container"]).stdout.split()
+            assert limits == [str(600000000), str(300 * 1024 * 1024)], limits
+        ok, text = ping(sim, rec["c0"]["host"], rec["c0"]["container"], "c2")
+        assert ok, text
+        doc["nodes"]["c3"] = node(BUSYBOX, cpus=0.6, memory="300m")
+        write(tmp_path, doc)
+        proc = play("experiment", check=False)
+        assert proc.returncode != 0
+        assert ("nodes: 1 node does not fit in what the hosts' testbed_cpus and testbed_memory leave (c3)"
+                in proc.stdout), proc.stdout
+        assert "tb_mh_cap_c3" not in "".join(sim.exec(h, "docker", "ps", "-a", "--format", "{{.Names}}").stdout
+                                             for h in sim.names)
+    finally:
+        play("teardown", check=False)
