@@ -1,8 +1,8 @@
 """The collection's Molecule scenarios (extensions/molecule/), each a full `molecule test`.
 
-Every scenario starts its own simulated physical host (a Docker-in-Docker container of
-testbed/host:bookworm named tbmol-<scenario>, see extensions/molecule/shared/), converges the
-roles on it over SSH, runs the idempotence step (changed=0) and its verify playbook, and destroys
+Every scenario (one per role, plus `experiment` for the roles together) starts its own simulated
+physical host (a Docker-in-Docker container of testbed/host:bookworm, testbed/barehost:bookworm
+for `host`, named tbmol-<scenario>, see extensions/molecule/shared/), converges the roles on it over SSH, runs the idempotence step (changed=0) and its verify playbook, and destroys
 the host whatever happened. The scenarios share nothing, so they run at the same time, as separate
 `molecule test` processes started when the module begins (TESTBED_MOLECULE_JOBS=N runs at most N
 at once; 1 runs them one by one, each in its test). Each test waits for its own scenario and
@@ -21,7 +21,7 @@ import pytest
 
 from helpers import DOCKER, ROOT, VENV_BIN
 
-SCENARIOS = ("experiment", "host", "registry", "teardown")
+SCENARIOS = ("experiment", "host", "plan", "registry", "report", "slice", "teardown")
 LABEL = "testbed.molecule"  # every container and volume of scenario S carries testbed.molecule=S
 TIMEOUT = 600  # seconds one scenario may take (about 1-2 minutes here)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
