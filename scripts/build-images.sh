@@ -132,14 +132,21 @@ build_debian() {
 #     -e TESTBED_AUTHORIZED_KEYS="$(cat key.pub)" testbed/host:bookworm
 HOST_PACKAGES="docker.io iptables iproute2 openssh-server python3 python3-venv python3-pip busybox-static iperf3 procps"
 
+# The recipe of a simulated host image: the functions that build it, its packages and the base
+# image's id (a rebuilt testbed/debian rebuilds it too); sets RECIPE_INPUTS.
+sim_host_recipe() {
+  local name=$1 packages=$2 base
+  shift 2
+  base=$("$DOCKER" image inspect -f '{{.Id}}' "testbed/debian:$DEBIAN_SUITE" 2>/dev/null) ||
+    die "testbed/debian:$DEBIAN_SUITE missing: build it first (scripts/build-images.sh debian $name)"
+  RECIPE_INPUTS="$(declare -f "build_$name" "$@" host_ssh_setup host_sshd_config sim_host_dockerfile build_sim_host)
+packages=$packages base=$base"
+}
+
 image_host() {
   IMAGE_NAME=testbed/host:$DEBIAN_SUITE
-  local base
-  base=$("$DOCKER" image inspect -f '{{.Id}}' "testbed/debian:$DEBIAN_SUITE" 2>/dev/null) ||
-    die "testbed/debian:$DEBIAN_SUITE missing: build it first (scripts/build-images.sh debian host)"
-  # the base image's id: a rebuilt testbed/debian rebuilds this one too
-  RECIPE_INPUTS="$(declare -f build_host host_init_script host_sshd_config)
-packages=$HOST_PACKAGES base=$base
+  sim_host_recipe host "$HOST_PACKAGES" host_init_script
+  RECIPE_INPUTS="$RECIPE_INPUTS
 requirements=$(sha256sum "$ROOT_DIR/roles/host/files/requirements.txt" | cut -d' ' -f1)"
 }
 
@@ -156,19 +163,9 @@ host_init_script() {
 #!/bin/bash
 set -uo pipefail
 log() { printf '[testbed-host] %s\n' "$*"; }
-
-ssh-keygen -A >/dev/null
-install -d -m 700 /root/.ssh
-touch /root/.ssh/authorized_keys
-if [[ -n ${TESTBED_AUTHORIZED_KEYS:-} ]]; then
-  grep -qxF "$TESTBED_AUTHORIZED_KEYS" /root/.ssh/authorized_keys ||
-    printf '%s\n' "$TESTBED_AUTHORIZED_KEYS" >>/root/.ssh/authorized_keys
-fi
-if [[ -r /etc/testbed/authorized_keys ]]; then
-  cat /etc/testbed/authorized_keys >>/root/.ssh/authorized_keys
-fi
-chmod 600 /root/.ssh/authorized_keys
-install -d -m 755 /run/sshd
+EOF
+  host_ssh_setup
+  cat <<'EOF'
 
 driver=${TESTBED_STORAGE_DRIVER:-}
 if [[ -z $driver ]]; then
@@ -216,6 +213,25 @@ exit 1
 EOF
 }
 
+# Root's SSH login (both simulated host kinds): host keys, authorized keys from
+# $TESTBED_AUTHORIZED_KEYS and/or /etc/testbed/authorized_keys (a bind mount).
+host_ssh_setup() {
+  cat <<'EOF'
+ssh-keygen -A >/dev/null
+install -d -m 700 /root/.ssh
+touch /root/.ssh/authorized_keys
+if [[ -n ${TESTBED_AUTHORIZED_KEYS:-} ]]; then
+  grep -qxF "$TESTBED_AUTHORIZED_KEYS" /root/.ssh/authorized_keys ||
+    printf '%s\n' "$TESTBED_AUTHORIZED_KEYS" >>/root/.ssh/authorized_keys
+fi
+if [[ -r /etc/testbed/authorized_keys ]]; then
+  cat /etc/testbed/authorized_keys >>/root/.ssh/authorized_keys
+fi
+chmod 600 /root/.ssh/authorized_keys
+install -d -m 755 /run/sshd
+EOF
+}
+
 host_sshd_config() {
   cat <<'EOF'
 # testbed/host: root logs in with a key only (the multi-host tests inject theirs)
@@ -228,6 +244,40 @@ MaxStartups 100:30:200
 EOF
 }
 
+# A simulated host's Dockerfile: FROM testbed/debian, Debian PACKAGES, the lines of EXTRA (read
+# from stdin), sshd's config, the entrypoint INIT under tini, the /var/lib/docker volume.
+sim_host_dockerfile() {
+  local packages=$1 init=$2 role=$3 sha=$4
+  cat <<EOF
+FROM testbed/debian:$DEBIAN_SUITE
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $packages \\
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /var/log/*.log \\
+ && rm -f /etc/ssh/ssh_host_*
+EOF
+  cat
+  cat <<EOF
+COPY sshd-testbed.conf /etc/ssh/sshd_config.d/testbed.conf
+COPY $init /usr/local/sbin/$init
+RUN chmod 755 /usr/local/sbin/$init
+VOLUME /var/lib/docker
+EXPOSE 22
+ENV PATH=$DEFAULT_PATH
+LABEL $LABEL_KEY=$sha testbed.role=$role
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/sbin/$init"]
+EOF
+}
+
+# Builds DIR (with its Dockerfile) as TAG with the classic builder, which uses the local FROM
+# image as is (BuildKit would ask a registry).
+build_sim_host() {
+  local tag=$1 dir=$2
+  if ! DOCKER_BUILDKIT=0 "$DOCKER" build --network bridge -t "$tag" "$dir" >"$dir/build.log" 2>&1; then
+    tail -n 30 "$dir/build.log" >&2
+    die "docker build of $tag failed"
+  fi
+}
+
 build_host() {
   local tag=$1 sha=$2 dir
   new_workdir; dir=$WORKDIR
@@ -238,32 +288,15 @@ build_host() {
   # may pass a TLS-inspecting proxy whose CA only this machine's bundle has. Used and removed
   # in one step; transport only, so not part of the recipe.
   cp /etc/ssl/certs/ca-certificates.crt "$dir/build-ca.crt"
-  cat >"$dir/Dockerfile" <<EOF
-FROM testbed/debian:$DEBIAN_SUITE
-RUN apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $HOST_PACKAGES \\
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /var/log/*.log \\
- && rm -f /etc/ssh/ssh_host_*
+  sim_host_dockerfile "$HOST_PACKAGES" testbed-host-init simulated-host "$sha" >"$dir/Dockerfile" <<'EOF'
 COPY requirements.txt /opt/testbed/requirements.txt
 COPY build-ca.crt /tmp/build-ca.crt
-RUN python3 -m venv /opt/testbed/venv \\
- && /opt/testbed/venv/bin/pip install --no-cache-dir --disable-pip-version-check -q \\
-      --cert /tmp/build-ca.crt -r /opt/testbed/requirements.txt \\
+RUN python3 -m venv /opt/testbed/venv \
+ && /opt/testbed/venv/bin/pip install --no-cache-dir --disable-pip-version-check -q \
+      --cert /tmp/build-ca.crt -r /opt/testbed/requirements.txt \
  && rm -f /tmp/build-ca.crt
-COPY sshd-testbed.conf /etc/ssh/sshd_config.d/testbed.conf
-COPY testbed-host-init /usr/local/sbin/testbed-host-init
-RUN chmod 755 /usr/local/sbin/testbed-host-init
-VOLUME /var/lib/docker
-EXPOSE 22
-ENV PATH=$DEFAULT_PATH
-LABEL $LABEL_KEY=$sha testbed.role=simulated-host
-ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/sbin/testbed-host-init"]
 EOF
-  # the classic builder uses the local FROM image as is (BuildKit would ask a registry)
-  if ! DOCKER_BUILDKIT=0 "$DOCKER" build --network bridge -t "$tag" "$dir" >"$dir/build.log" 2>&1; then
-    tail -n 30 "$dir/build.log" >&2
-    die "docker build of $tag failed"
-  fi
+  build_sim_host "$tag" "$dir"
 }
 
 # --- testbed/barehost:bookworm -------------------------------------------------------------
@@ -280,11 +313,7 @@ BAREHOST_PACKAGES="openssh-server python3 tini"
 
 image_barehost() {
   IMAGE_NAME=testbed/barehost:$DEBIAN_SUITE
-  local base
-  base=$("$DOCKER" image inspect -f '{{.Id}}' "testbed/debian:$DEBIAN_SUITE" 2>/dev/null) ||
-    die "testbed/debian:$DEBIAN_SUITE missing: build it first (scripts/build-images.sh debian barehost)"
-  RECIPE_INPUTS="$(declare -f build_barehost barehost_init_script host_sshd_config)
-packages=$BAREHOST_PACKAGES base=$base"
+  sim_host_recipe barehost "$BAREHOST_PACKAGES" barehost_init_script
 }
 
 barehost_init_script() {
@@ -292,15 +321,9 @@ barehost_init_script() {
 #!/bin/bash
 set -uo pipefail
 log() { printf '[testbed-barehost] %s\n' "$*"; }
-ssh-keygen -A >/dev/null
-install -d -m 700 /root/.ssh
-touch /root/.ssh/authorized_keys
-if [[ -n ${TESTBED_AUTHORIZED_KEYS:-} ]]; then
-  grep -qxF "$TESTBED_AUTHORIZED_KEYS" /root/.ssh/authorized_keys ||
-    printf '%s\n' "$TESTBED_AUTHORIZED_KEYS" >>/root/.ssh/authorized_keys
-fi
-chmod 600 /root/.ssh/authorized_keys
-install -d -m 755 /run/sshd
+EOF
+  host_ssh_setup
+  cat <<'EOF'
 if [[ -n ${TESTBED_CGROUP_PARENT:-} && ! -e /etc/docker/daemon.json ]]; then
   install -d /etc/docker
   printf '{"cgroup-parent": "%s"}\n' "$TESTBED_CGROUP_PARENT" >/etc/docker/daemon.json
@@ -327,25 +350,8 @@ build_barehost() {
   new_workdir; dir=$WORKDIR
   barehost_init_script >"$dir/testbed-barehost-init"
   host_sshd_config >"$dir/sshd-testbed.conf"
-  cat >"$dir/Dockerfile" <<EOF
-FROM testbed/debian:$DEBIAN_SUITE
-RUN apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $BAREHOST_PACKAGES \\
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /var/log/*.log \\
- && rm -f /etc/ssh/ssh_host_*
-COPY sshd-testbed.conf /etc/ssh/sshd_config.d/testbed.conf
-COPY testbed-barehost-init /usr/local/sbin/testbed-barehost-init
-RUN chmod 755 /usr/local/sbin/testbed-barehost-init
-VOLUME /var/lib/docker
-EXPOSE 22
-ENV PATH=$DEFAULT_PATH
-LABEL $LABEL_KEY=$sha testbed.role=simulated-bare-host
-ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/sbin/testbed-barehost-init"]
-EOF
-  if ! DOCKER_BUILDKIT=0 "$DOCKER" build --network bridge -t "$tag" "$dir" >"$dir/build.log" 2>&1; then
-    tail -n 30 "$dir/build.log" >&2
-    die "docker build of $tag failed"
-  fi
+  sim_host_dockerfile "$BAREHOST_PACKAGES" testbed-barehost-init simulated-bare-host "$sha" >"$dir/Dockerfile" </dev/null
+  build_sim_host "$tag" "$dir"
 }
 
 # --- driver ------------------------------------------------------------------------

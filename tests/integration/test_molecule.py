@@ -2,7 +2,8 @@
 
 Every scenario (one per role, plus `experiment` for the roles together) starts its own simulated
 physical host (a Docker-in-Docker container of testbed/host:bookworm, testbed/barehost:bookworm
-for `host`, named tbmol-<scenario>, see extensions/molecule/shared/), converges the roles on it over SSH, runs the idempotence step (changed=0) and its verify playbook, and destroys
+for `host`, named tbmol-<scenario>, see extensions/molecule/shared/), converges the roles on it
+over SSH, runs the idempotence step (changed=0) and its verify playbook, and destroys
 the host whatever happened. The scenarios share nothing, so they run at the same time, as separate
 `molecule test` processes started when the module begins (TESTBED_MOLECULE_JOBS=N runs at most N
 at once; 1 runs them one by one, each in its test). Each test waits for its own scenario and

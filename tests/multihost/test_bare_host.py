@@ -14,7 +14,6 @@ from hosts import BARE_HOST_IMAGE, simulated_hosts
 pytestmark = pytest.mark.timeout(900)
 
 
-
 def pins():
     with open(os.path.join(os.path.dirname(__file__), "..", "..", "roles", "host", "files", "requirements.txt")) as f:
         return dict(line.split("#")[0].strip().split("==") for line in f if "==" in line.split("#")[0])
