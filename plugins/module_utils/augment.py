@@ -240,8 +240,10 @@ def _stopsignal_number(value):
 
 
 def is_augmented(attrs):
+    """Whether the image has the augmentation's labels (a blank version, as a node snapshot
+    leaves it, means it is not: image labels can be blanked, never removed)."""
     labels = (attrs.get("Config") or {}).get("Labels") or {}
-    return LABEL_VERSION in labels and LABEL_ENTRYPOINT in labels
+    return bool(labels.get(LABEL_VERSION)) and LABEL_ENTRYPOINT in labels
 
 
 def original_config(attrs):

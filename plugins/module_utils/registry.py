@@ -1287,3 +1287,15 @@ def free_port_hint(address, port):
     finally:
         sock.close()
     return None
+
+
+# The argument spec of the ``registry`` option (doc fragment testbed.containers.common.registry)
+# of the modules that pull from or push to the testbed registry.
+OPTION_SPEC = dict(type="dict", options=dict(
+    registry=dict(type="str", required=True),
+    ca_cert=dict(type="str"),
+    credentials=dict(type="dict", options=dict(
+        username=dict(type="str", default="testbed"),
+        password=dict(type="str", required=True, no_log=True),
+    )),
+))

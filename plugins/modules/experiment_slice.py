@@ -23,6 +23,8 @@ description:
     experiment owns on this host, found by label, kernel name prefix and comment, and nothing
     else. This also cleans a swap-in that failed halfway.
   - Check mode returns the operations it would do; diff mode shows them too.
+  - Images of this slice the host lacks are pulled from O(registry) and tagged as the plan names them; an
+    image the host has is never pulled. Without O(registry), every image must already be on the host.
 requirements:
   - docker (Docker SDK for Python)
   - pyroute2
@@ -57,33 +59,6 @@ options:
   public_address:
     description: The address people use to reach this host; shown in each node's C(ssh -p PORT root@ADDRESS).
     type: str
-  registry:
-    description:
-      - The testbed registry (the C(testbed_registry) fact of the P(testbed.containers.registry#role) role),
-        a dict with C(registry) (C(ADDRESS:PORT)) and C(credentials) (C(username), C(password)).
-      - Images of this slice the host lacks are pulled from it and tagged as the plan names them; an image
-        the host has is never pulled. Without it, every image must already be on the host.
-    type: dict
-    suboptions:
-      registry:
-        description: The registry as Docker names it, C(ADDRESS:PORT).
-        type: str
-        required: true
-      ca_cert:
-        description: The registry's CA certificate (PEM); not used here (the host trusts it already).
-        type: str
-      credentials:
-        description: The registry login.
-        type: dict
-        suboptions:
-          username:
-            description: Registry user.
-            type: str
-            default: testbed
-          password:
-            description: Registry password.
-            type: str
-            required: true
   control:
     description:
       - Settings of the host's control network; every key is optional.
@@ -95,6 +70,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - testbed.containers.common
+  - testbed.containers.common.registry
 attributes:
   check_mode:
     support: full
@@ -135,7 +111,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.testbed.containers.plugins.module_utils import engine, netlink
+from ansible_collections.testbed.containers.plugins.module_utils import engine, netlink, registry
 from ansible_collections.testbed.containers.plugins.module_utils.slice import Slice, teardown
 
 
@@ -151,14 +127,7 @@ def main():
             workers=dict(type="int", default=8),
             public_address=dict(type="str"),
             control=dict(type="dict"),
-            registry=dict(type="dict", options=dict(
-                registry=dict(type="str", required=True),
-                ca_cert=dict(type="str"),
-                credentials=dict(type="dict", options=dict(
-                    username=dict(type="str", default="testbed"),
-                    password=dict(type="str", required=True, no_log=True),
-                )),
-            )),
+            registry=registry.OPTION_SPEC,
         ),
         required_if=[("state", "present", ("plan",))],
         required_one_of=[("plan", "name")],

@@ -21,14 +21,6 @@ requirements:
   - docker (Docker SDK for Python)
   - pyroute2
 options:
-  project:
-    description: The experiment's project.
-    type: str
-    default: default
-  name:
-    description: The experiment's name.
-    type: str
-    required: true
   state_dir:
     description: Where the host keeps experiment records.
     type: path
@@ -36,6 +28,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - testbed.containers.common
+  - testbed.containers.common.experiment
 attributes:
   check_mode:
     support: full

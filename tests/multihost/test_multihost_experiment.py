@@ -50,6 +50,15 @@ def links(sim, host):
                   if not re.match(r"^\d+: (veth|dockercnet)", line))
 
 
+def remove_images(sim, part):
+    """Removes from every host the images whose REPO:TAG contains ``part``."""
+    for host in sim.names:
+        refs = sim.exec(host, "docker", "images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+        doomed = [ref for ref in refs if part in ref]
+        if doomed:
+            sim.exec(host, "docker", "rmi", "-f", *doomed, check=False)
+
+
 def spanning(name, project="mh", extra_b=None):
     h1, h2, h3 = "tbhost1", "tbhost2", "tbhost3"
     doc = {
@@ -200,11 +209,7 @@ def test_images_only_on_the_controller_reach_the_hosts_through_the_registry(test
     finally:
         swap(sim, tmp_path, "teardown", path, check=False)
         sim_run("/usr/bin/docker", "rmi", "-f", tag, check=False)
-        for host in ("tbhost1", "tbhost2", "tbhost3"):
-            images = sim.exec(host, "docker", "images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout
-            doomed = [i for i in images.split() if "only-on-controller" in i]
-            if doomed:
-                sim.exec(host, "docker", "rmi", "-f", *doomed, check=False)
+        remove_images(sim, "only-on-controller")
 
 
 def test_a_dedicated_host_takes_one_experiment_only(testbed_hosts, tmp_path):
@@ -307,3 +312,34 @@ def test_cpus_and_memory_capacity_spread_nodes_and_limit_their_containers(testbe
                                              for h in sim.names)
     finally:
         play("teardown", check=False)
+
+
+def test_a_snapshot_on_one_host_runs_on_another_through_the_registry(testbed_hosts, tmp_path):
+    """snapshot.yml commits a node on tbhost1 and pushes it to the testbed registry (the
+    experiment spans hosts); a node added in place on tbhost3 with the snapshot as its image pulls
+    it from there and has the node's changes."""
+    sim = testbed_hosts
+    repo = "testbed-snapshot/mh-snap-a"
+    doc = {"name": "snap", "project": "mh",
+           "nodes": {"a": node(BUSYBOX, host="tbhost1"), "b": node(BUSYBOX, host="tbhost2")},
+           "lans": {"lan0": {"members": ["a", "b"], "subnet": "10.25.0.0/24"}}}
+    path = write(tmp_path, doc)
+    try:
+        swap(sim, tmp_path, "experiment", path)
+        nodes = record(tmp_path, "mh", "snap")
+        inner(sim, "tbhost1", nodes["a"]["container"], "sh", "-c", "echo made-on-tbhost1 > /data", check=True)
+        out = sim.ansible_playbook("playbooks/snapshot.yml", "-e", "experiment=%s" % path, "-e", "node=a",
+                                   "-e", "testbed_record_dir=%s" % os.path.join(str(tmp_path), "records")).stdout
+        flat = " ".join(out.split())  # the yaml callback folds long messages
+        assert re.search(r"snapshot of a: %s:\d{8}-\d{6}, :latest .* on tbhost1, pushed to \S+/%s:" % (repo, repo), flat), out
+        doc["nodes"]["c"] = node("%s:latest" % repo, host="tbhost3")
+        doc["lans"]["lan0"]["members"].append("c")
+        write(tmp_path, doc)
+        out = swap(sim, tmp_path, "experiment", path, verbose=True).stdout
+        assert "pull %s:latest from the testbed registry" % repo in out, out
+        nodes = record(tmp_path, "mh", "snap")
+        assert inner(sim, "tbhost3", nodes["c"]["container"], "cat", "/data").stdout == "made-on-tbhost1\n"
+        assert ping(sim, "tbhost3", nodes["c"]["container"], "a")[0]
+    finally:
+        swap(sim, tmp_path, "teardown", path, check=False)
+        remove_images(sim, "mh-snap-a")
