@@ -178,6 +178,7 @@ def op_kind(op):
     op = re.sub(r"\s*\((testbed:|container )[^)]*\)", "", op)  # readable names in parentheses
     op = re.sub(r"\bn\d+\b", "NODE", op)
     op = re.sub(r"\btb[0-9a-f]{5}\w*", "IF", op)
+    op = re.sub(r"\bveth[0-9a-f]+\b", "IF", op)                # Docker's host-side veths
     op = re.sub(r"\b([0-9a-f]{2}:){5}[0-9a-f]{2}\b", "MAC", op)
     op = re.sub(r"\b\d+\.\d+\.\d+\.\d+(/\d+)?", "ADDR", op)
     op = re.sub(r"\d+", "#", op) if not op.startswith("remove state ") else "remove state directory"
