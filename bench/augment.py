@@ -25,15 +25,11 @@ import sys
 import time
 import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS = os.path.join(ROOT, ".collections")
-for path in (COLLECTIONS, os.path.join(ROOT, "tests", "integration")):
-    if path not in sys.path:
-        sys.path.insert(0, path)
-LINK = os.path.join(COLLECTIONS, "ansible_collections", "testbed", "containers")
-if not os.path.islink(LINK):
-    os.makedirs(os.path.dirname(LINK), exist_ok=True)
-    os.symlink(ROOT, LINK)
+# tests/checkout.py links the checkout as ansible_collections.testbed.containers
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+import checkout  # noqa: E402  pylint: disable=wrong-import-position
+
+ROOT = checkout.importable("tests/integration")
 
 import docker  # noqa: E402
 

@@ -47,17 +47,11 @@ import time
 
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS = os.path.join(ROOT, ".collections")
-LINK = os.path.join(COLLECTIONS, "ansible_collections", "testbed", "containers")
-if not os.path.islink(LINK):
-    os.makedirs(os.path.dirname(LINK), exist_ok=True)
-    os.symlink(ROOT, LINK)
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
-MULTIHOST = os.path.join(ROOT, "tests", "multihost")
-if MULTIHOST not in sys.path:
-    sys.path.insert(0, MULTIHOST)
+# tests/checkout.py links the checkout as ansible_collections.testbed.containers
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+import checkout  # noqa: E402  pylint: disable=wrong-import-position
+
+ROOT = checkout.importable("tests/multihost")
 
 import hosts as simhosts  # noqa: E402  (tests/multihost/hosts.py)
 

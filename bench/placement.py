@@ -34,14 +34,11 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS = os.path.join(ROOT, ".collections")
-LINK = os.path.join(COLLECTIONS, "ansible_collections", "testbed", "containers")
-if not os.path.islink(LINK):
-    os.makedirs(os.path.dirname(LINK), exist_ok=True)
-    os.symlink(ROOT, LINK)
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
+# tests/checkout.py links the checkout as ansible_collections.testbed.containers
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+import checkout  # noqa: E402  pylint: disable=wrong-import-position
+
+ROOT = checkout.importable()
 
 from ansible_collections.testbed.containers.plugins.module_utils.placement import place  # noqa: E402
 

@@ -11,8 +11,11 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, ".collections"))
+# tests/checkout.py links the checkout as ansible_collections.testbed.containers
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+import checkout  # noqa: E402  pylint: disable=wrong-import-position
+
+ROOT = checkout.importable()
 
 from pyroute2 import IPRoute  # noqa: E402  pylint: disable=wrong-import-position
 
