@@ -26,7 +26,7 @@ import threading
 import time
 import traceback
 
-from ansible_collections.testbed.containers.plugins.module_utils import control, engine, names
+from ansible_collections.testbed.containers.plugins.module_utils import control, engine, files, names
 from ansible_collections.testbed.containers.plugins.module_utils import slice as slice_mod
 
 
@@ -75,9 +75,14 @@ def handle(cfg, started):
             log("%s/%s: re-plumbing %s failed:\n%s" % (project, name, ",".join(nodes), traceback.format_exc()))
 
 
+def recorded_nodes(cfg):
+    """(project, name, node) of every node the host has an allocation for."""
+    return [tuple(key.split("/")) for key in sorted(control.load_state(cfg)["nodes"])]
+
+
 def catch_up(cfg):
-    """At agent start (e.g. after dockerd restarted): converge every recorded node."""
-    handle(cfg, [tuple(key.split("/")) for key in sorted(control.load_state(cfg)["nodes"])])
+    """Converge every recorded node now (used by tests and at the agent's first start)."""
+    handle(cfg, recorded_nodes(cfg))
 
 
 def _worker(cfg, pending):
@@ -93,47 +98,79 @@ def _worker(cfg, pending):
 
 
 BATCH_SECONDS = 0.3
+RECONNECT_SECONDS = 1
 
 
 def run(cfg):
+    """Watch container starts and re-plumb the nodes that started.
+
+    Every (re)subscription to the event stream is followed by a pass over every recorded node:
+    what started while nobody listened (before the agent ran, or while dockerd restarted and
+    brought its containers back before its API answered) is caught up; the subscription comes
+    first, so a start is never missed between the two.
+    """
     import queue
     log("testbed agent %d watching container starts" % os.getpid())
-    catch_up(cfg)
     pending = queue.Queue()
     threading.Thread(target=_worker, args=(cfg, pending), daemon=True).start()
+    lost = False
     while True:
         try:
             cli = engine.client()
-            since = int(time.time())
-            for event in cli.events(decode=True, since=since, filters={
-                    "type": "container", "event": "start", "label": names.LABEL_PROJECT}):
+            events = cli.events(decode=True, filters={
+                "type": "container", "event": "start", "label": names.LABEL_PROJECT})
+            if lost:
+                log("event stream back: catching up with every recorded node")
+            for key in recorded_nodes(cfg):
+                pending.put(key)
+            for event in events:
                 attrs = (event.get("Actor") or {}).get("Attributes") or {}
                 key = (attrs.get(names.LABEL_PROJECT), attrs.get(names.LABEL_EXPERIMENT), attrs.get(names.LABEL_NODE))
                 if all(key):
                     pending.put(key)
-        except Exception:  # dockerd restarting: wait and subscribe again, then catch up
-            log("event stream lost:\n%s" % traceback.format_exc())
-            time.sleep(2)
-            try:
-                catch_up(cfg)
-            except Exception:
-                log("catch-up failed:\n%s" % traceback.format_exc())
+            if not lost:
+                log("event stream ended (dockerd stopped?): waiting for the engine")
+        except Exception as exc:  # dockerd restarting: subscribe again, then catch up
+            if not lost:
+                log("event stream lost (%s): waiting for the engine" % exc)
+        lost = True
+        time.sleep(RECONNECT_SECONDS)
+
+
+def watch_parent(cfg, python):
+    """The agent's half of the mutual supervision: when its supervisor dies (SIGKILL), start a
+    new one, which starts a new agent, and leave."""
+    parent = os.getppid()
+    while True:
+        time.sleep(PARENT_POLL_SECONDS)
+        if os.getppid() != parent:
+            log("supervisor %d is gone: starting a new one" % parent)
+            start_supervisor(cfg, python)
+            os._exit(0)
+
+
+PARENT_POLL_SECONDS = 0.5
 
 
 def main():
-    cfg = control.settings(json.loads(sys.argv[1]) if len(sys.argv) > 1 else None)
-    run(cfg)
-
-
-if __name__ == "__main__":
-    main()
+    args = sys.argv[1:]
+    supervise_mode = bool(args) and args[0] == "supervise"
+    if supervise_mode:
+        args = args[1:]
+    cfg = control.settings(json.loads(args[0]) if args else None)
+    if supervise_mode:
+        supervise(cfg, sys.executable)
+    else:
+        if os.environ.get(SUPERVISED_ENV):
+            threading.Thread(target=watch_parent, args=(cfg, sys.executable), daemon=True).start()
+        run(cfg)
 
 
 # --- installing and starting the agent (called by the host_agent module) ------------------------
 
 PACKAGE = "ansible_collections.testbed.containers.plugins.module_utils"
-MODULES = ("agent", "augment", "control", "engine", "firewall", "model", "names", "netlink", "placement", "plan",
-           "registry", "report", "services", "shaping", "slice", "units")
+MODULES = ("agent", "augment", "control", "defaults", "engine", "files", "firewall", "model", "names", "netlink", "placement",
+           "plan", "registry", "report", "services", "shaping", "slice", "units")
 BOOTSTRAP = ("import sys; sys.path.insert(0, %r); "
              "from ansible_collections.testbed.containers.plugins.module_utils import agent; agent.main()")
 
@@ -152,9 +189,20 @@ def _sources():
     return sources
 
 
-def agent_pid(cfg):
+# --- supervision ---------------------------------------------------------------------------
+# The agent runs under a small supervisor of its own (a host may have no service manager: our
+# simulated hosts and many testbed images run none): the supervisor restarts the agent when it
+# exits or is killed, and the agent starts a new supervisor when the supervisor is killed.
+# Killing both at once leaves it to the next swap-in (the host role starts it again).
+SUPERVISED_ENV = "TESTBED_AGENT_SUPERVISED"
+RESTART_MIN_SECONDS = 0.5
+RESTART_MAX_SECONDS = 10
+STABLE_SECONDS = 60
+
+
+def _read_pid(path):
     try:
-        with open(os.path.join(agent_dir(cfg), "agent.pid")) as f:
+        with open(path) as f:
             pid = int(f.read().strip())
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             if b"testbed" not in f.read():
@@ -164,23 +212,95 @@ def agent_pid(cfg):
         return None
 
 
-def stop(cfg):
+def agent_pid(cfg):
+    """The agent's process id (not its supervisor's), or None."""
+    return _read_pid(os.path.join(agent_dir(cfg), "agent.pid"))
+
+
+def supervisor_pid(cfg):
+    return _read_pid(os.path.join(agent_dir(cfg), "supervisor.pid"))
+
+
+def _command(cfg, python, *mode):
+    return [python, "-c", BOOTSTRAP % os.path.join(agent_dir(cfg), "lib")] + list(mode) + \
+        [json.dumps(cfg, sort_keys=True)]
+
+
+def start_supervisor(cfg, python):
+    """Start the supervisor detached (its own session); returns its Popen."""
+    import subprocess
+    base = agent_dir(cfg)
+    with open(os.path.join(base, "agent.log"), "a") as logfile:
+        return subprocess.Popen(_command(cfg, python, "supervise"), stdin=subprocess.DEVNULL, stdout=logfile,
+                                stderr=subprocess.STDOUT, close_fds=True, start_new_session=True, cwd=base)
+
+
+def _write_pid(path, pid):
+    files.atomic_write(path, "%d\n" % pid, durable=False)
+
+
+def supervise(cfg, python):
+    """Run the agent and restart it whenever it exits (backing off when it keeps dying); stop
+    it and leave on SIGTERM."""
     import signal
-    pid = agent_pid(cfg)
-    if pid is None:
-        return []
-    os.kill(pid, signal.SIGTERM)
-    for _attempt in range(50):
-        if not os.path.exists("/proc/%d" % pid):
+    import subprocess
+    base = agent_dir(cfg)
+    _write_pid(os.path.join(base, "supervisor.pid"), os.getpid())
+    state = {"stopping": False, "child": None}
+
+    def on_term(_signum, _frame):
+        state["stopping"] = True
+        child = state["child"]
+        if child is not None and child.poll() is None:
+            child.terminate()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    log("supervisor %d started" % os.getpid())
+    delay = RESTART_MIN_SECONDS
+    while not state["stopping"]:
+        started = time.time()
+        child = subprocess.Popen(_command(cfg, python), stdin=subprocess.DEVNULL, close_fds=True, cwd=base,
+                                 env=dict(os.environ, **{SUPERVISED_ENV: "1"}))
+        state["child"] = child
+        _write_pid(os.path.join(base, "agent.pid"), child.pid)
+        code = child.wait()
+        if state["stopping"]:
             break
-        time.sleep(0.1)
-    return ["stop agent %d" % pid]
+        delay = RESTART_MIN_SECONDS if time.time() - started > STABLE_SECONDS else min(delay * 2, RESTART_MAX_SECONDS)
+        log("supervisor: agent %d exited with status %s; restarting it in %.1f s" % (child.pid, code, delay))
+        time.sleep(delay)
+    log("supervisor %d stopped" % os.getpid())
+    for name in ("agent.pid", "supervisor.pid"):
+        try:
+            os.unlink(os.path.join(base, name))
+        except OSError:
+            pass
+
+
+def stop(cfg):
+    """Stop the supervisor (which stops its agent), and an agent left without one."""
+    import signal
+    ops = []
+    for what, pid in (("supervisor", supervisor_pid(cfg)), ("agent", agent_pid(cfg))):
+        if pid is None or not os.path.exists("/proc/%d" % pid):
+            continue
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            continue
+        for _attempt in range(50):
+            if not os.path.exists("/proc/%d" % pid):
+                break
+            time.sleep(0.1)
+        ops.append("stop %s %d" % (what, pid))
+    return ops
 
 
 def ensure_running(cfg, python, dry_run=False):
-    """The agent runs the code of this collection version with these settings; returns the ops."""
+    """The agent runs, supervised, the code of this collection version with these settings;
+    returns the ops."""
     import hashlib
-    import subprocess
     sources = _sources()
     settings_json = json.dumps(cfg, sort_keys=True)
     version = hashlib.sha256((settings_json + python + "".join(sources[n] for n in MODULES)).encode()).hexdigest()
@@ -191,10 +311,10 @@ def ensure_running(cfg, python, dry_run=False):
             current = f.read().strip()
     except (IOError, OSError):
         current = None
-    pid = agent_pid(cfg)
-    if pid is not None and current == version:
+    running = supervisor_pid(cfg) is not None
+    if running and current == version and agent_pid(cfg) is not None:
         return []
-    ops = ["%s host agent" % ("restart" if pid is not None else "start")]
+    ops = ["%s host agent (supervised)" % ("restart" if running or agent_pid(cfg) is not None else "start")]
     if dry_run:
         return ops
     stop(cfg)
@@ -203,21 +323,21 @@ def ensure_running(cfg, python, dry_run=False):
     for name, text in sources.items():
         with open(os.path.join(package_dir, name + ".py"), "w") as f:
             f.write(text)
-    logfile = open(os.path.join(base, "agent.log"), "a")
-    proc = subprocess.Popen([python, "-c", BOOTSTRAP % os.path.join(base, "lib"), settings_json],
-                            stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, close_fds=True,
-                            start_new_session=True, cwd=base)
-    logfile.close()
+    proc = start_supervisor(cfg, python)
     # an agent that cannot even import its code dies at once: say so now, not at the next restart
-    for _attempt in range(10):
+    for _attempt in range(40):
         if proc.poll() is not None:
             with open(os.path.join(base, "agent.log")) as f:
                 tail = f.read()[-1500:]
-            raise RuntimeError("the agent exited at start (status %s); end of %s:\n%s"
+            raise RuntimeError("the agent's supervisor exited at start (status %s); end of %s:\n%s"
                                % (proc.returncode, os.path.join(base, "agent.log"), tail))
+        if agent_pid(cfg) is not None:
+            break
         time.sleep(0.05)
-    with open(os.path.join(base, "agent.pid"), "w") as f:
-        f.write("%d\n" % proc.pid)
     with open(version_file, "w") as f:
         f.write(version + "\n")
     return ops
+
+
+if __name__ == "__main__":
+    main()

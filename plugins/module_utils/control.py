@@ -21,26 +21,15 @@ __metaclass__ = type
 
 import errno
 import ipaddress
-import json
 import os
 import signal
 import subprocess
 
-from ansible_collections.testbed.containers.plugins.module_utils import names, netlink
+from ansible_collections.testbed.containers.plugins.module_utils import defaults, files, names, netlink
 
-DEFAULTS = {
-    "control_subnet": "172.30.0.0/16",
-    "ssh_ports": [30000, 39999],
-    "exec_subnet": "169.254.240.0/20",
-    "exec_port": 2222,
-    "exec_interface": "tbexec0",
-    "docker": "/usr/bin/docker",
-    # Host-wide state (allocations, the exec sshd, the host lock): one place per host, whatever
-    # directory each experiment's records use, so every experiment sees every allocation.
-    "host_dir": "/var/lib/testbed",
-}
+DEFAULTS = defaults.CONTROL
 STATE_VERSION = 1
-HOST_OWNER = "testbed:host"
+HOST_OWNER = names.HOST_OWNER
 CONTROL_BRIDGE = names.CONTROL_NETWORK  # the bridge is named like the Docker network
 NODE_SSH_PORT = 22
 
@@ -64,10 +53,8 @@ def host_lock_path(cfg):
 
 
 def load_state(cfg):
-    try:
-        with open(state_path(cfg)) as f:
-            state = json.load(f)
-    except (IOError, OSError, ValueError):
+    state = files.read_json(state_path(cfg))
+    if not isinstance(state, dict):
         state = {}
     state.setdefault("version", STATE_VERSION)
     state.setdefault("nodes", {})
@@ -75,11 +62,7 @@ def load_state(cfg):
 
 
 def save_state(cfg, state):
-    os.makedirs(cfg["host_dir"], exist_ok=True)
-    tmp = state_path(cfg) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(state, f, indent=1, sort_keys=True)
-    os.rename(tmp, state_path(cfg))
+    files.write_json(state_path(cfg), state)
 
 
 def node_key(project, name, node):
@@ -204,25 +187,6 @@ def sshd_config(state, cfg):
     return "\n".join(lines) + "\n"
 
 
-def write_if_changed(path, text, mode=0o644, dry_run=False):
-    """Replace ``path`` atomically with ``text`` unless it holds it already; True if it differed
-    (in dry run: would be written)."""
-    try:
-        with open(path) as f:
-            if f.read() == text:
-                return False
-    except (IOError, OSError):
-        pass
-    if dry_run:
-        return True
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.rename(tmp, path)
-    return True
-
-
 def _sshd_pid(base):
     try:
         with open(os.path.join(base, "sshd.pid")) as f:
@@ -246,8 +210,8 @@ def ensure_sshd(state, cfg, dry_run=False):
     if not os.path.exists(key):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
         ops.append("create exec sshd host key")
-    write_if_changed(os.path.join(base, "exec-node"), EXEC_WRAPPER % cfg, 0o755)
-    changed = write_if_changed(os.path.join(base, "sshd_config"), config)
+    files.write_if_changed(os.path.join(base, "exec-node"), EXEC_WRAPPER % cfg, 0o755)
+    changed = files.write_if_changed(os.path.join(base, "sshd_config"), config)
     proc = subprocess.run(["/usr/sbin/sshd", "-t", "-f", os.path.join(base, "sshd_config")],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     if proc.returncode != 0:
@@ -294,7 +258,7 @@ def ensure_exec_addresses(ipr, state, cfg, dry_run=False):
                 raise
             ipr.link("add", ifname=ifname, kind="bridge")  # a kernel without dummy: a portless bridge
         idx = ipr.link_lookup(ifname=ifname)
-        ipr.link("set", index=idx[0], state="up", ifalias="testbed:host/exec-ssh")
+        ipr.link("set", index=idx[0], state="up", ifalias=HOST_OWNER + "/exec-ssh")
     index = idx[0]
     have = set(netlink.attr(a, "IFA_ADDRESS") for a in ipr.get_addr(index=index, family=2))
     for address in sorted(have - want):
@@ -320,13 +284,13 @@ def host_rules(cfg, hairpin=False):
     ensure_hairpin) and a masquerade of the loopback source; packets from the nodes to
     127.0.0.0/8 are dropped, so route_localnet opens nothing of the host's to them.
     """
-    rules = {("filter", "TESTBED-INPUT"): [
+    rules = {names.GUARD_CHAIN: [
         ["-p", "tcp", "--dport", str(cfg["exec_port"]), "!", "-d", cfg["exec_subnet"], "-j", "DROP"]]}
     if hairpin:
         # (replies of the host's own hairpin connections arrive there too: they are ESTABLISHED)
-        rules[("filter", "TESTBED-INPUT")].append(["-i", CONTROL_BRIDGE, "-d", "127.0.0.0/8", "-m", "conntrack", "!",
-                                                   "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP"])
-        rules[("nat", "TESTBED-HAIRPIN")] = [["-s", "127.0.0.0/8", "-j", "MASQUERADE"]]
+        rules[names.GUARD_CHAIN].append(["-i", CONTROL_BRIDGE, "-d", "127.0.0.0/8", "-m", "conntrack", "!",
+                                         "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP"])
+        rules[names.HAIRPIN_CHAIN] = [["-s", "127.0.0.0/8", "-j", "MASQUERADE"]]
     return rules
 
 
@@ -365,10 +329,10 @@ def node_rules(alloc, veth, mac, own_sshd=False):
         target = "%s:%d" % (alloc["exec_address"], alloc["exec_port"])
         accept = []
     return {
-        ("nat", "TESTBED-SSH"): [["-p", "tcp", "--dport", str(alloc["port"]), "-j", "DNAT",
-                                  "--to-destination", target]],
-        ("filter", "TESTBED-NODES"): accept,
-        ("filter", "TESTBED-SPOOF"): [
+        names.SSH_CHAIN: [["-p", "tcp", "--dport", str(alloc["port"]), "-j", "DNAT",
+                           "--to-destination", target]],
+        names.NODES_CHAIN: accept,
+        names.SPOOF_CHAIN: [
             ["-m", "physdev", "--physdev-in", veth, "!", "-s", alloc["address"], "-j", "DROP"],
             ["-m", "physdev", "--physdev-in", veth, "-m", "mac", "!", "--mac-source", mac, "-j", "DROP"],
         ] if veth else [],

@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - reported by the modules
     APIError = ImageNotFound = NotFound = Exception
     HAS_DOCKER = False
 
-from ansible_collections.testbed.containers.plugins.module_utils import names
+from ansible_collections.testbed.containers.plugins.module_utils import defaults, names
 
 # Bump when the container spec changes meaning, so nodes converge to the new spec.
 SPEC_VERSION = 2
@@ -133,6 +133,8 @@ def container_spec(plan, node_name, image_id, hosts_path, control_address=None, 
     }
     if node.get("restart"):  # only when set: nodes without it keep their hash across versions
         hashed["restart"] = node["restart"]
+    if node.get("pids") and node["pids"] != defaults.NODE_PIDS:  # likewise: the default is not hashed
+        hashed["pids"] = node["pids"]
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     labels = {
         names.LABEL_PROJECT: plan["project"],
@@ -163,6 +165,7 @@ def container_spec(plan, node_name, image_id, hosts_path, control_address=None, 
         kwargs["nano_cpus"] = int(node["cpus"] * 1e9)
     if node["memory"]:
         kwargs["mem_limit"] = node["memory"]
+    kwargs["pids_limit"] = node.get("pids") or defaults.NODE_PIDS
     return kwargs, digest
 
 
@@ -184,6 +187,43 @@ def container_pid(ctr):
         ctr.reload()
     state = ctr.attrs.get("State", {})
     return state.get("Pid") if state.get("Running") else None
+
+
+def exit_reason(ctr):
+    """Why a node's container is not running, in the engine's words: its error (a command that
+    cannot run), the OOM killer, or its main process's exit code."""
+    if isinstance(ctr, NodeContainer):
+        ctr = ctr.full()
+    state = ctr.attrs.get("State", {})
+    if state.get("Running"):
+        return "running"
+    parts = []
+    if state.get("OOMKilled"):
+        parts.append("killed by the OOM killer (memory limit too small?)")
+    if state.get("Error"):
+        parts.append(_runtime_words(state["Error"]))
+    if state.get("Status") == "created":
+        parts.append("never started")
+    elif not state.get("OOMKilled"):
+        parts.append("exited with code %s" % state.get("ExitCode"))
+    return "; ".join(parts)
+
+
+def _runtime_words(text):
+    """The runtime's own reason without the layers that wrap it ("failed to create shim task:
+    OCI runtime create failed: runc create failed: unable to start container process: ...")."""
+    text = " ".join(str(text).split())
+    marker = "unable to start container process: "
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    return text[:-len(": unknown")] if text.endswith(": unknown") else text
+
+
+def describe_error(exc):
+    """An engine error as one line (the engine's explanation, not the HTTP wrapping)."""
+    explanation = getattr(exc, "explanation", None)
+    text = explanation.decode("utf-8", "replace") if isinstance(explanation, bytes) else explanation
+    return _runtime_words(text or exc)
 
 
 def exec_run(cli, container_id, argv):

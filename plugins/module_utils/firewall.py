@@ -27,23 +27,17 @@ __metaclass__ = type
 import shlex
 import subprocess
 
-from ansible_collections.testbed.containers.plugins.module_utils.names import short_hash
-
-LAN_CHAIN = ("filter", "TESTBED-LANS")
-SPOOF_CHAIN = ("filter", "TESTBED-SPOOF")
-SSH_CHAIN = ("nat", "TESTBED-SSH")
-GUARD_CHAIN = ("filter", "TESTBED-INPUT")
-NODES_CHAIN = ("filter", "TESTBED-NODES")
-HAIRPIN_CHAIN = ("nat", "TESTBED-HAIRPIN")
+from ansible_collections.testbed.containers.plugins.module_utils.names import (
+    CONTROL_NETWORK, GUARD_CHAIN, HAIRPIN_CHAIN, LAN_CHAIN, NODES_CHAIN, SPOOF_CHAIN, SSH_CHAIN, short_hash)
 # (table, chain) -> the jumps into it: (hook chain, match arguments), inserted first.
 HOOKS = {
     LAN_CHAIN: [("DOCKER-USER", [])],
-    SPOOF_CHAIN: [("DOCKER-USER", ["-i", "dockercnet"]), ("INPUT", ["-i", "dockercnet"])],
+    SPOOF_CHAIN: [("DOCKER-USER", ["-i", CONTROL_NETWORK]), ("INPUT", ["-i", CONTROL_NETWORK])],
     SSH_CHAIN: [("PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL"]),
                 ("OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL"])],
     GUARD_CHAIN: [("INPUT", [])],
     NODES_CHAIN: [("DOCKER-USER", [])],
-    HAIRPIN_CHAIN: [("POSTROUTING", ["-o", "dockercnet"])],
+    HAIRPIN_CHAIN: [("POSTROUTING", ["-o", CONTROL_NETWORK])],
 }
 CHAINS = list(HOOKS)
 
@@ -58,10 +52,6 @@ def _iptables(table, *args, check=True):
     if check and proc.returncode != 0:
         raise FirewallError("iptables -t %s %s failed: %s" % (table, " ".join(args), proc.stderr.strip()))
     return proc
-
-
-def experiment_owner(project, name):
-    return "testbed:%s/%s" % (project, name)
 
 
 def comment_of(owner, args):

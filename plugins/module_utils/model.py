@@ -17,13 +17,15 @@ __metaclass__ = type
 import ipaddress
 import re
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+from ansible_collections.testbed.containers.plugins.module_utils.defaults import NODE_PIDS
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}\Z")
 NAME_HINT = "use 1 to 31 characters: a lowercase letter, then lowercase letters, digits or '-'"
 AUGMENT_LEVELS = ("none", "basic", "full")
 ROUTING_MODES = ("static", "none")
 DEFAULT_POOL = "10.10.0.0/16"
 DEFAULT_PREFIXLEN = 24
-MEMORY_RE = re.compile(r"^([0-9]+)([bkmg]?)$", re.IGNORECASE)
+MEMORY_RE = re.compile(r"^([0-9]+)([bkmg]?)\Z", re.IGNORECASE)
 MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 
 
@@ -112,20 +114,30 @@ def _parse_network(errors, path, value):
     return net
 
 
-NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "augment", "host", "env", "start", "restart")
+NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "pids", "augment", "host", "env", "start", "restart")
+PIDS_RANGE = (16, 4194304)
 # What the supervisor does when the node's application exits (the node itself stays up).
 APP_RESTART_POLICIES = ("no", "on-failure", "always")
 DEFAULT_AUGMENT = "basic"
 SHAPE_KEYS = ("bandwidth", "delay", "jitter", "loss", "queue")
 LAN_KEYS = ("members", "subnet") + SHAPE_KEYS
 LINK_KEYS = ("endpoints", "subnet") + SHAPE_KEYS
-DIRECTION_RE = re.compile(r"^([a-z][a-z0-9-]{0,30})_to_([a-z][a-z0-9-]{0,30})$")
+DIRECTION_RE = re.compile(r"^([a-z][a-z0-9-]{0,30})_to_([a-z][a-z0-9-]{0,30})\Z")
 TOP_KEYS = ("name", "project", "nodes", "lans", "links", "routing", "defaults", "addressing", "ssh_keys",
             "placement", "users")
 USER_KEYS = ("name", "ssh_keys")
 # An account name as Debian's useradd accepts it (NAME_REGEX), 32 characters at most.
-ACCOUNT_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-SSH_KEY_RE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?$")
+ACCOUNT_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
+# a key line with no options (``command=...`` would run instead of the user's command) and no
+# control characters in its comment
+SSH_KEY_RE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+"
+                        r"( [^\x00-\x1f\x7f]*)?\Z")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+# Docker's image reference grammar (distribution/reference): [domain[:port]/]path[:tag][@digest]
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+IMAGE_RE = re.compile(r"^(?:%s/)?%s(?:/%s)*(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*"
+                      r":[0-9a-fA-F]{32,})?\Z" % (_DOMAIN, _COMPONENT, _COMPONENT))
 DEFAULT_KEYS = ("augment", "image", "start", "restart")
 ADDRESSING_KEYS = ("pool", "prefixlen")
 
@@ -184,6 +196,9 @@ def _check_node(errors, path, spec, defaults):
     image = spec.get("image", defaults.get("image"))
     if not isinstance(image, str) or not image.strip():
         errors.add(_join(path, "image"), "is required: name a Docker image (or set defaults.image)")
+    elif len(image) > 255 or not IMAGE_RE.match(image):
+        errors.add(_join(path, "image"), "%r is not a Docker image reference: write it as [REGISTRY/]NAME[:TAG]"
+                   "[@DIGEST], lowercase, such as testbed/debian:bookworm" % (image,))
     node["image"] = image
     command = spec.get("command")
     if command is not None:
@@ -194,6 +209,8 @@ def _check_node(errors, path, spec, defaults):
             errors.add(_join(path, "command"), "must be a string or a non-empty list of strings")
         else:
             command = [str(c) for c in command]
+        if isinstance(command, (str, list)) and "\x00" in "".join(c for c in command if isinstance(c, str)):
+            errors.add(_join(path, "command"), "must not contain a NUL character")
     node["command"] = command
     forwarding = spec.get("forwarding", False)
     if not isinstance(forwarding, bool):
@@ -213,6 +230,13 @@ def _check_node(errors, path, spec, defaults):
             errors.add(_join(path, "memory"), "%r is below Docker's minimum of 6m" % (memory,))
         memory = parsed
     node["memory"] = memory
+    pids = spec.get("pids")
+    if pids is not None and (isinstance(pids, bool) or not isinstance(pids, int)
+                             or not PIDS_RANGE[0] <= pids <= PIDS_RANGE[1]):
+        errors.add(_join(path, "pids"), "must be a number of processes from %d to %d (default %d), got %r"
+                   % (PIDS_RANGE + (NODE_PIDS, pids)))
+        pids = None
+    node["pids"] = pids
     augment = spec.get("augment", defaults.get("augment", DEFAULT_AUGMENT))
     if augment not in AUGMENT_LEVELS:
         errors.add(_join(path, "augment"), "must be one of %s, got %r" % (", ".join(AUGMENT_LEVELS), augment))
@@ -221,6 +245,9 @@ def _check_node(errors, path, spec, defaults):
     if start is not None:
         if not isinstance(start, str) or not start.strip():
             errors.add(_join(path, "start"), "must be a command line (a string), run by a shell in the node")
+            start = None
+        elif "\x00" in start:
+            errors.add(_join(path, "start"), "must not contain a NUL character")
             start = None
         elif augment == "none":
             errors.add(_join(path, "start"), "a start command needs augmentation: set augment: basic (or leave "
@@ -243,9 +270,12 @@ def _check_node(errors, path, spec, defaults):
         errors.add(_join(path, "host"), "must name a host of the inventory")
     node["host"] = host
     env = spec.get("env") or {}
-    if not isinstance(env, dict) or not all(isinstance(k, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k) for k in env):
+    if not isinstance(env, dict) or not all(isinstance(k, str) and ENV_NAME_RE.match(k) for k in env):
         errors.add(_join(path, "env"), "must be a mapping of variable names to values")
         env = {}
+    for key, value in env.items():
+        if isinstance(value, (dict, list)) or "\x00" in str(value):
+            errors.add(_join(_join(path, "env"), key), "must be a string, number or boolean without NUL characters")
     node["env"] = dict((k, "" if v is None else str(v)) for k, v in env.items())
     return node
 

@@ -21,7 +21,15 @@ LABEL_EXPERIMENT = "testbed.experiment"
 LABEL_NODE = "testbed.node"
 LABEL_CONFIG = "testbed.config-hash"
 CONTROL_NETWORK = "dockercnet"
-FIREWALL_CHAIN = "TESTBED-LANS"
+# iptables chains of ours, as (table, chain): see firewall.py for what each holds
+LAN_CHAIN = ("filter", "TESTBED-LANS")
+SPOOF_CHAIN = ("filter", "TESTBED-SPOOF")
+SSH_CHAIN = ("nat", "TESTBED-SSH")
+GUARD_CHAIN = ("filter", "TESTBED-INPUT")
+NODES_CHAIN = ("filter", "TESTBED-NODES")
+HAIRPIN_CHAIN = ("nat", "TESTBED-HAIRPIN")
+# the owner of host-wide rules and interfaces (an experiment's is firewall_comment(project, name))
+HOST_OWNER = "testbed:host"
 
 
 def short_hash(text, length):

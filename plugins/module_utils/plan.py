@@ -21,13 +21,17 @@ import ipaddress
 import os
 from collections import deque
 
-from ansible_collections.testbed.containers.plugins.module_utils import model, names
+from ansible_collections.testbed.containers.plugins.module_utils import defaults, model, names
 
 PLAN_VERSION = 1
 
 
-def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, controller_user=None):
+def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, controller_user=None,
+              registry_address=None):
     """Validate ``doc`` (parsed YAML) and plan it onto ``hosts`` (inventory names, in order).
+
+    ``host_vars`` (host -> settings) may carry each host's ``control_subnet`` and ``exec_subnet``
+    and ``registry_address`` the testbed registry's: experiment LANs stay out of them.
 
     ``controller_keys`` and ``controller_user``: the public keys and the name of the user running
     the playbook; they may log in as root on every node, and, without ``users:`` in the file, are
@@ -40,9 +44,13 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
         previous = None
     previous = previous or {"nodes": {}, "lans": {}}
     errors = model.Errors()
+    reserved = reserved_ranges(errors, hosts, host_vars, registry_address)
+    errors.gate()
+    check_reserved(errors, exp, reserved)
+    errors.gate()
     placement = place(errors, exp, hosts, previous, host_vars)
     errors.gate()
-    subnets = allocate_subnets(errors, exp, previous)
+    subnets = allocate_subnets(errors, exp, previous, reserved)
     errors.gate()
     ifnums = number_interfaces(exp, previous)
     addresses = allocate_addresses(errors, exp, subnets, previous)
@@ -120,6 +128,7 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
             "command": node["command"],
             "cpus": node["cpus"],
             "memory": node["memory"],
+            "pids": node["pids"] or defaults.NODE_PIDS,
             "forwarding": node["forwarding"],
             "augment": node["augment"],
             "start": node["start"],
@@ -166,11 +175,50 @@ def place(errors, exp, hosts, previous, host_vars=None):
     return dict(result.nodes)
 
 
-def allocate_subnets(errors, exp, previous):
-    """Fixed subnets as given; the others from the pool, keeping each LAN's earlier one."""
+def reserved_ranges(errors, hosts, host_vars, registry_address=None):
+    """[(network, what)]: the address ranges the hosts keep for themselves (each host's control
+    network and exec-SSH range, the registry's address), which no experiment LAN may overlap:
+    a node given the control gateway's address on its eth1 breaks every node of the host."""
+    reserved = []
+    for host in hosts:
+        settings = (host_vars or {}).get(host) or {}
+        for key, what in (("control_subnet", "the control network %s" % names.CONTROL_NETWORK),
+                          ("exec_subnet", "the exec-SSH address range")):
+            value = settings.get(key) or defaults.CONTROL[key]
+            try:
+                net = ipaddress.ip_network(value, strict=False)
+            except (ValueError, TypeError):
+                errors.add("inventory.%s.testbed_control.%s" % (host, key), "%r is not an IPv4 network such as %s"
+                           % (value, defaults.CONTROL[key]))
+                continue
+            entry = (net, "%s (%s, testbed_control.%s)" % (what, net, key))
+            if entry not in reserved:
+                reserved.append(entry)
+    address = registry_address or defaults.REGISTRY_ADDRESS
+    try:
+        reserved.append((ipaddress.ip_network(address), "the testbed registry's address %s (testbed_registry_address)"
+                         % address))
+    except (ValueError, TypeError):
+        errors.add("testbed_registry_address", "%r is not an IP address" % (address,))
+    return reserved
+
+
+def check_reserved(errors, exp, reserved):
+    """A LAN's fixed subnet must not overlap a reserved range (see reserved_ranges)."""
+    for lan in exp["lans"].values():
+        subnet = lan["subnet"]
+        for net, what in reserved if subnet is not None else ():
+            if subnet.version == net.version and subnet.overlaps(net):
+                errors.add(lan["path"] + ".subnet", "%s overlaps %s: choose a subnet outside it (or leave "
+                           "subnet out to have one allocated)" % (subnet, what))
+
+
+def allocate_subnets(errors, exp, previous, reserved=()):
+    """Fixed subnets as given; the others from the pool, keeping each LAN's earlier one and
+    skipping the ranges the hosts reserve."""
     pool, prefixlen = exp["pool"], exp["prefixlen"]
     subnets = dict((n, lan["subnet"]) for n, lan in exp["lans"].items() if lan["subnet"] is not None)
-    taken = list(subnets.values())
+    taken = list(subnets.values()) + [net for net, _what in reserved if net.version == 4]
 
     def free(candidate):
         return candidate.subnet_of(pool) and candidate.prefixlen == prefixlen and \
@@ -192,8 +240,10 @@ def allocate_subnets(errors, exp, previous):
                 taken.append(candidate)
                 break
         else:
-            errors.add(exp["lans"][lan_name]["path"], "no free /%d subnet left in the pool %s: widen "
-                       "addressing.pool or give this LAN a subnet" % (prefixlen, pool))
+            inside = [what for net, what in reserved if net.version == 4 and net.overlaps(pool)]
+            errors.add(exp["lans"][lan_name]["path"], "no free /%d subnet left in the pool %s%s: widen "
+                       "addressing.pool or give this LAN a subnet" % (
+                           prefixlen, pool, " (it overlaps %s)" % ", ".join(inside) if inside else ""))
     return subnets
 
 
@@ -266,6 +316,8 @@ def compute_routes(plan):
     nodes, lans = plan["nodes"], plan["lans"]
     addr = dict(((n, i["lan"]), i["address"]) for n, node in nodes.items() for i in node["interfaces"])
     dev = dict(((n, i["lan"]), i["ifname"]) for n, node in nodes.items() for i in node["interfaces"])
+    # the forwarding members of each LAN, once: a LAN of 5,000 hosts has few routers
+    routers = dict((lan, [m for m in spec["members"] if nodes[m]["forwarding"]]) for lan, spec in lans.items())
     for src, node in nodes.items():
         mine = [i["lan"] for i in node["interfaces"]]
         # first_hop[lan] = (router, lan of src through which the router is reached)
@@ -273,8 +325,8 @@ def compute_routes(plan):
         queue = deque(mine)
         while queue:
             lan = queue.popleft()
-            for router in lans[lan]["members"]:
-                if router == src or not nodes[router]["forwarding"]:
+            for router in routers[lan]:
+                if router == src:
                     continue
                 hop = first_hop[lan] or (router, lan)
                 for iface in nodes[router]["interfaces"]:
@@ -426,7 +478,7 @@ def controller_keys(ssh_dir="~/.ssh"):
     return keys
 
 
-def load_and_plan(path, hosts, record_dir=None, host_vars=None):
+def load_and_plan(path, hosts, record_dir=None, host_vars=None, registry_address=None):
     """Read the experiment file at ``path`` and plan it, keeping the recorded earlier swap-in."""
     import yaml  # imported here so the pure planner does not need PyYAML
     from ansible_collections.testbed.containers.plugins.module_utils import report
@@ -444,4 +496,4 @@ def load_and_plan(path, hosts, record_dir=None, host_vars=None):
         if isinstance(project, str) and isinstance(name, str):
             record = report.read_record(record_dir, project, name)
             previous = record.get("plan") if record else None
-    return make_plan(doc, hosts, previous, controller_keys(), host_vars, controller_user())
+    return make_plan(doc, hosts, previous, controller_keys(), host_vars, controller_user(), registry_address)

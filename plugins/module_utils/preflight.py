@@ -13,11 +13,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
 import os
 import re
 import shutil
 
-from ansible_collections.testbed.containers.plugins.module_utils import netlink, shaping
+from ansible_collections.testbed.containers.plugins.module_utils import defaults, names, netlink, shaping
 
 KERNEL_OPTIONS = {
     "bridge": "CONFIG_BRIDGE",
@@ -92,6 +93,44 @@ def missing_features(features):
 
 def missing_commands(commands=("iptables",)):
     return [c for c in commands if shutil.which(c) is None and not os.path.exists("/usr/sbin/" + c)]
+
+
+# --- the host's own routes --------------------------------------------------------------------
+# Interfaces whose routes the planner already keeps LANs away from (the control network, the
+# exec-SSH and registry interfaces), or that are experiments' own (name prefix).
+ROUTES_CHECKED_ELSEWHERE = (names.CONTROL_NETWORK, defaults.CONTROL["exec_interface"], "tbreg0")
+
+
+def host_routes(ipr):
+    """[(network, device)] of the main IPv4 routing table, default route left out."""
+    ifnames = dict((link["index"], netlink.attr(link, "IFLA_IFNAME")) for link in ipr.get_links())
+    routes = []
+    for route in ipr.get_routes(family=2, table=254):
+        if not route["dst_len"]:
+            continue
+        dst = netlink.attr(route, "RTA_DST")
+        dev = ifnames.get(netlink.attr(route, "RTA_OIF"), "?")
+        routes.append((ipaddress.ip_network("%s/%d" % (dst, route["dst_len"]), strict=False), dev))
+    return routes
+
+
+def route_conflicts(lans, host, routes):
+    """Problems: a LAN of this host (``lans``: the plan's) whose subnet overlaps a route of the
+    host's own (``routes``: [(network, device)]), e.g. its uplink's subnet: the nodes' packets
+    to those addresses would stay in the experiment."""
+    problems = []
+    for lan_name, lan in sorted(lans.items()):
+        if host not in lan.get("hosts", ()):
+            continue
+        subnet = ipaddress.ip_network(lan["subnet"])
+        for net, dev in routes:
+            if dev.startswith(names.PREFIX) or dev in ROUTES_CHECKED_ELSEWHERE:
+                continue
+            if net.overlaps(subnet):
+                problems.append("%ss.%s: subnet %s overlaps the route %s dev %s of host %s: give the LAN a subnet "
+                                "(or addressing.pool) outside it"
+                                % (lan.get("kind", "lan"), lan_name, subnet, net, dev, host))
+    return problems
 
 
 # --- kernel settings (sysctl) the host role raises ------------------------------------------

@@ -7,8 +7,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
+
+from ansible_collections.testbed.containers.plugins.module_utils import files
 
 COLUMNS = (("node", "NODE"), ("host", "HOST"), ("state", "STATE"), ("container", "CONTAINER"),
            ("start", "START"), ("interfaces", "INTERFACES"), ("ssh", "SSH"))
@@ -19,20 +20,12 @@ def record_path(record_dir, project, name):
 
 
 def read_record(record_dir, project, name):
-    try:
-        with open(record_path(record_dir, project, name)) as f:
-            return json.load(f)
-    except (IOError, OSError, ValueError):
-        return None
+    return files.read_json(record_path(record_dir, project, name))
 
 
 def write_record(record_dir, record):
     path = record_path(record_dir, record["project"], record["name"])
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1, sort_keys=True)
-    os.rename(tmp, path)
+    files.write_json(path, record)
     return path
 
 
@@ -44,7 +37,8 @@ def remove_record(record_dir, project, name):
     return False
 
 
-VOLATILE = ("state", "start", "start_exit", "app", "sshd")
+VOLATILE = ("state", "start", "start_exit", "app", "sshd", "reason")
+REASON_WIDTH = 80
 
 
 def stable(record):
@@ -88,13 +82,24 @@ def start_column(node):
     return state if state and state != "none" else "-"
 
 
+def dead(record):
+    """One line per dead node: ``NODE on HOST: REASON``."""
+    return ["%s on %s: %s" % (n["node"], n.get("host", "?"), n.get("reason") or "dead")
+            for n in record["nodes"] if n.get("state") == "dead"]
+
+
 def table(record):
     """Lines of a fixed-width table, one node a line."""
     rows = []
     for node in record["nodes"]:
         ifaces = " ".join("%s=%s/%s(%s)" % (i["ifname"], i["address"], i["prefixlen"], i["lan"])
                           for i in node.get("interfaces", []))
-        rows.append({"node": node["node"], "host": node.get("host", ""), "state": node.get("state", ""),
+        state = node.get("state", "")
+        if node.get("reason"):
+            reason = node["reason"]
+            # the end of a reason is its most specific part ("...: no such file or directory")
+            state += " (%s)" % (reason if len(reason) <= REASON_WIDTH else "..." + reason[3 - REASON_WIDTH:])
+        rows.append({"node": node["node"], "host": node.get("host", ""), "state": state,
                      "container": node.get("container", ""), "interfaces": ifaces or "-",
                      "ssh": ssh_column(node), "start": start_column(node)})
     widths = dict((key, max([len(title)] + [len(str(r[key])) for r in rows])) for key, title in COLUMNS)
@@ -103,7 +108,7 @@ def table(record):
         lines.append("  ".join(str(r[key]).ljust(widths[key]) for key, _t in COLUMNS).rstrip())
     summary = "experiment %s/%s: %d nodes" % (record["project"], record["name"], len(rows))
     counts = {}
-    for r in rows:
-        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    for node in record["nodes"]:
+        counts[node.get("state", "")] = counts.get(node.get("state", ""), 0) + 1
     summary += " (%s)" % ", ".join("%d %s" % (v, k) for k, v in sorted(counts.items())) if counts else ""
     return [summary] + lines

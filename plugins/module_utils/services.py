@@ -31,7 +31,7 @@ import os
 import re
 import subprocess
 
-from ansible_collections.testbed.containers.plugins.module_utils import control
+from ansible_collections.testbed.containers.plugins.module_utils import files
 
 USERS_FILE = "users"
 KEYS_DIR = "keys"
@@ -152,9 +152,9 @@ def write_accounts(node_dir, users, root_keys=(), dry_run=False):
     seen = set()
     wanted["root"] = [k for k in wanted["root"] if not (k.strip() in seen or seen.add(k.strip()))]
     users_text = "".join(u["name"] + "\n" for u in users if u["name"] != "root")
-    changed = control.write_if_changed(os.path.join(node_dir, USERS_FILE), users_text, 0o644, dry_run)
+    changed = files.write_if_changed(os.path.join(node_dir, USERS_FILE), users_text, 0o644, dry_run)
     for name, keys in sorted(wanted.items()):
-        changed = control.write_if_changed(os.path.join(keys_dir, name), _key_lines(keys), 0o644, dry_run) or changed
+        changed = files.write_if_changed(os.path.join(keys_dir, name), _key_lines(keys), 0o644, dry_run) or changed
     try:
         present = os.listdir(keys_dir)
     except OSError:

@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.testbed.containers.plugins.module_utils import augment, control, engine, firewall, names
+from ansible_collections.testbed.containers.plugins.module_utils import augment, control, engine, files, firewall, names
 from ansible_collections.testbed.containers.plugins.module_utils import netlink, services, shaping
 from ansible_collections.testbed.containers.plugins.module_utils.plan import hosts_file, root_keys, slice_of
 
@@ -36,14 +36,65 @@ class SliceError(Exception):
     pass
 
 
+class LockTimeout(SliceError):
+    pass
+
+
+LOCK_POLL_SECONDS = 0.2
+
+
+def lock_holder(path):
+    """Who holds (or last held) the lock at ``path``: the holder writes itself into the file."""
+    try:
+        with open(path) as f:
+            holder = json.loads(f.read() or "{}")
+    except (IOError, OSError, ValueError):
+        return "an unknown process"
+    if not isinstance(holder, dict) or "pid" not in holder:
+        return "an unknown process"
+    return "%s of %s, pid %s on %s, for %d s" % (
+        holder.get("what", "a run"), holder.get("experiment", "?"), holder["pid"], holder.get("host", "?"),
+        max(0, time.time() - holder.get("since", time.time())))
+
+
 @contextlib.contextmanager
-def file_lock(path):
-    """An exclusive flock on ``path``: one converge or teardown per experiment (or host) at a time."""
+def file_lock(path, timeout=None, what=None, experiment=None):
+    """An exclusive flock on ``path``: one converge or teardown per experiment (or host) at a time.
+
+    The lock belongs to the process, not to its controller: a module whose ansible-playbook was
+    killed keeps it until it finishes (Ansible's workers outlive their parent), so a second run
+    waits for that one instead of working beside it.  ``timeout`` (seconds): give up then,
+    naming the holder.  Yields the seconds waited (and who was waited for, if anyone).
+    """
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        waited = {"seconds": 0.0, "holder": None}
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (BlockingIOError, PermissionError):
+            waited["holder"] = lock_holder(path)
+            start = time.time()
+            if timeout is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except (BlockingIOError, PermissionError):
+                        if time.time() - start >= timeout:
+                            raise LockTimeout("%s is locked by %s; gave up after %d s (testbed_lock_timeout): wait "
+                                              "for it to finish, or stop that process" % (
+                                                  experiment or path, lock_holder(path), timeout))
+                        time.sleep(LOCK_POLL_SECONDS)
+            waited["seconds"] = time.time() - start
+        if what:
+            import platform
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": platform.node(), "what": what,
+                                      "experiment": experiment, "since": time.time()}).encode("utf-8"), 0)
+        yield waited
     finally:
         os.close(fd)
 
@@ -64,19 +115,11 @@ class Paths:
 
 
 def read_record(paths):
-    try:
-        with open(paths.record) as f:
-            return json.load(f)
-    except (IOError, OSError, ValueError):
-        return None
+    return files.read_json(paths.record)
 
 
 def write_record(paths, record):
-    os.makedirs(paths.root, exist_ok=True)
-    tmp = paths.record + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1, sort_keys=True)
-    os.rename(tmp, paths.record)
+    files.write_json(paths.record, record)
 
 
 def write_in_place(path, text, dry_run=False):
@@ -102,8 +145,13 @@ class Slice:
     """The part of ``plan`` placed on ``host``."""
 
     def __init__(self, plan, host, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=8, control_settings=None,
-                 public_address=None, registry=None):
+                 public_address=None, registry=None, lock_timeout=None):
         self.plan, self.host, self.dry_run, self.workers = plan, host, dry_run, workers
+        self.lock_timeout = lock_timeout
+        self.warnings = []
+        # node -> the reason it is not running (the engine's words): reported, not raised, so the
+        # rest of the slice converges and the table shows every node
+        self.dead = {}
         # the testbed registry ({registry: HOST:PORT, credentials: {username, password}}): images
         # this host lacks are pulled from it
         self.registry = registry
@@ -114,7 +162,7 @@ class Slice:
         self.lans = [n for n, lan in plan["lans"].items() if host in lan["hosts"]]
         self.control = control.settings(control_settings)
         self.public_address = public_address or host
-        self.owner = firewall.experiment_owner(self.project, self.name)
+        self.owner = names.firewall_comment(self.project, self.name)
         self.ops = []
         self._ops_lock = threading.Lock()
         self._local = threading.local()
@@ -132,8 +180,17 @@ class Slice:
             self._local.ipr = netlink.IPRoute()
         return self._local.ipr
 
+    def _lock(self, what):
+        return file_lock(self.paths.lock, self.lock_timeout, what, "experiment %s/%s" % (self.project, self.name))
+
+    def _note_wait(self, waited):
+        if waited["holder"]:
+            self.warnings.append("waited %.0f s for the lock of experiment %s/%s held by %s"
+                                 % (waited["seconds"], self.project, self.name, waited["holder"]))
+
     def converge(self):
-        with file_lock(self.paths.lock):
+        with self._lock("swap-in") as waited:
+            self._note_wait(waited)
             cli = engine.client(pool_size=max(self.workers * 2, 10))
             self._fetch_images(cli)
             image_ids = engine.image_ids(cli, [self.plan["nodes"][n]["image"] for n in self.nodes])
@@ -160,7 +217,7 @@ class Slice:
                 if write_in_place(control.keys_path(self.control, self.plan["nodes"][node]["container"]), keys,
                                   self.dry_run):
                     self._op("write %s authorized_keys" % node)
-            results, errors = {}, []
+            results = {}
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
                 futures = dict((node, pool.submit(self._converge_node, cli, node, actual.get(node), images,
                                                   image_ids, bridges, host_links, allocations[node]))
@@ -168,15 +225,14 @@ class Slice:
                 for node, fut in futures.items():
                     try:
                         results[node] = fut.result()
-                    except Exception as exc:  # reported together, after every node had its go
-                        errors.append("node %s: %s" % (node, exc))
+                    except Exception as exc:  # reported as dead, after every node had its go
+                        self.dead[node] = engine.describe_error(exc)
             self._ensure_shaping(results)
             self._ensure_control_plane(results)
             self._mark_ready(results)
-            if errors:
-                raise SliceError("; ".join(errors))
             record = self._record_head()
-            record.update(state="ready", nodes=results, updated=time.time())
+            record.update(state="degraded" if self.dead else "ready", nodes=results, dead=self.dead,
+                          updated=time.time())
             if not self.dry_run:
                 write_record(self.paths, record)
             return record
@@ -290,7 +346,7 @@ class Slice:
 
     def _ensure_control_plane(self, results):
         """Firewall rules (LANs, SSH ports, anti-spoofing), exec addresses and the exec sshd."""
-        desired = {firewall.LAN_CHAIN: firewall.lan_rules([self.plan["lans"][lan]["bridge"] for lan in self.lans])}
+        desired = {names.LAN_CHAIN: firewall.lan_rules([self.plan["lans"][lan]["bridge"] for lan in self.lans])}
         for node, result in sorted(results.items()):
             alloc = dict(result["allocation"], exec_port=self.control["exec_port"])
             for chain, rules in control.node_rules(alloc, result.get("control_veth"), result.get("control_mac"),
@@ -329,7 +385,7 @@ class Slice:
         marker), then the experiment's firewall rules, which name every node's control veth.
         Creates and removes no container.
         """
-        with file_lock(self.paths.lock):
+        with self._lock("re-plumbing by the host agent"):
             cli = engine.client()
             actual = engine.list_nodes(cli, self.project, self.name)
             state = control.load_state(self.control)
@@ -371,7 +427,7 @@ class Slice:
         """Plumbing found nothing to do: are the anti-spoofing rules on the nodes' current
         control veths and their ready markers there? Then nothing else can be stale."""
         rules = " ".join(" ".join(args) for args in
-                         firewall.owned_rules(firewall.SPOOF_CHAIN[0], firewall.SPOOF_CHAIN[1], self.owner).values())
+                         firewall.owned_rules(names.SPOOF_CHAIN[0], names.SPOOF_CHAIN[1], self.owner).values())
         for node in nodes:
             result = results.get(node)
             if result is None:
@@ -494,8 +550,8 @@ class Slice:
             # a running node reads its accounts at start: have it create the new ones now
             engine.exec_run(cli, ctr.id, [augment.TB + "/bin/sh", augment.TB + "/services/sshd", "--accounts"])
         if pid is None:
-            raise SliceError("container %s is not running after start: its main process exited; check its image "
-                             "and command (docker logs %s)" % (node["container"], node["container"]))
+            raise SliceError("its main process exited at start: %s (docker logs %s)"
+                             % (engine.exit_reason(ctr), node["container"]))
         control_veth, control_mac = self.plumb(node_name, pid, bridges, host_links)
         return dict(result, container=ctr.id, pid=pid, control_veth=control_veth, control_mac=control_mac)
 
@@ -544,11 +600,12 @@ def release_control(project, name, cfg, dry_run=False):
     return ops
 
 
-def teardown(project, name, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=8, control_settings=None):
+def teardown(project, name, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=8, control_settings=None,
+             lock_timeout=None):
     """Remove everything the experiment owns on this host: found by label, name prefix and comment."""
     paths = Paths(state_dir, project, name)
     ops = []
-    with file_lock(paths.lock):
+    with file_lock(paths.lock, lock_timeout, "teardown", "experiment %s/%s" % (project, name)):
         cli = engine.client(pool_size=workers * 2)
         doomed = sorted(engine.list_nodes(cli, project, name).items(), key=lambda kv: str(kv[0]))
         ops.extend("remove node %s (container %s)" % (node, ctr.name) for node, ctr in doomed)
@@ -565,7 +622,7 @@ def teardown(project, name, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=
                     ops.append("remove %s %s (%s)" % (info["kind"] or "link", link_name, info["alias"]))
         cfg = control.settings(control_settings)
         with file_lock(control.host_lock_path(cfg)):
-            ops.extend(firewall.remove_rules(firewall.experiment_owner(project, name), dry_run))
+            ops.extend(firewall.remove_rules(names.firewall_comment(project, name), dry_run))
             ops.extend(release_control(project, name, cfg, dry_run))
         if os.path.exists(paths.root):
             ops.append("remove state %s" % paths.root)
@@ -605,6 +662,8 @@ def status(project, name, state_dir=DEFAULT_STATE_DIR):
         pid = engine.container_pid(ctr) if ctr is not None else None
         if pid is None:
             entry["state"] = "dead"
+            entry["reason"] = engine.exit_reason(ctr) if ctr is not None else \
+                (record.get("dead") or {}).get(node_name, "no container")
         else:
             with netlink.node_netns(pid) as ns:
                 have = netlink.links(ns)

@@ -43,8 +43,16 @@ options:
       - C(used_by) lists the experiments (C(PROJECT/NAME)) the host holds nodes of now (the plan role reads
         it from the host's record for dedicated hosts); a dedicated host used by another experiment takes
         no node of this one.
+      - C(control_subnet) and C(exec_subnet) (the host's C(testbed_control) settings, defaults
+        C(172.30.0.0/16) and C(169.254.240.0/20)) are reserved. A LAN subnet overlapping them is an
+        error naming the LAN, and allocated subnets skip them.
     type: dict
     default: {}
+  registry_address:
+    description:
+      - The testbed registry's address (C(testbed_registry_address)); no LAN subnet may hold it.
+      - Default C(198.18.255.1), the registry role's.
+    type: str
   record_dir:
     description: Directory of the controller's experiment records.
     type: path
@@ -102,12 +110,13 @@ def main():
             hosts=dict(type="list", elements="str", required=True),
             record_dir=dict(type="path", default="~/.testbed/experiments"),
             host_vars=dict(type="dict", default={}),
+            registry_address=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     try:
         plan = load_and_plan(module.params["path"], module.params["hosts"], module.params["record_dir"],
-                             module.params["host_vars"])
+                             module.params["host_vars"], module.params["registry_address"])
     except ExperimentError as exc:
         module.fail_json(msg="invalid experiment %s:\n%s" % (module.params["path"], exc), errors=exc.errors)
     module.exit_json(changed=False, plan=plan, project=plan["project"], name=plan["name"])

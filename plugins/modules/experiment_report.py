@@ -69,6 +69,11 @@ table:
   returned: when state=present
   type: list
   elements: str
+dead:
+  description: One line per dead node, C(NODE on HOST) then its reason in the engine's words.
+  returned: when state=present
+  type: list
+  elements: str
 path:
   description: Where the record is kept.
   returned: always
@@ -108,7 +113,7 @@ def main():
         report.write_record(params["record_dir"], record)
     # what the nodes are doing (state, start command) is news, not a change of the experiment
     changed = bool(differs) and report.stable(record) != report.stable(old)
-    module.exit_json(changed=changed, record=record, table=report.table(record), path=path)
+    module.exit_json(changed=changed, record=record, table=report.table(record), dead=report.dead(record), path=path)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,13 @@ options:
       - C(exec_subnet) (default C(169.254.240.0/20)) holds one local address per node for exec-style SSH.
       - C(exec_port) (default C(2222)) is the port of the host's exec-style sshd.
     type: dict
+  lock_timeout:
+    description:
+      - Seconds to wait for the experiment's lock on this host when another swap-in, teardown or the
+        host agent holds it; then fail naming the holder (its process, what it does, for how long).
+      - The holder may be a module whose ansible-playbook was killed; it finishes its work first.
+    type: int
+    default: 900
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - testbed.containers.common
@@ -105,6 +112,14 @@ record:
   description: The host's record of its slice (plan, state, container ids per node).
   returned: when state=present
   type: dict
+dead:
+  description:
+    - The nodes of this slice that could not be started, each with the engine's reason (a command that
+      does not exist, the OOM killer, an exit code). The rest of the slice is converged; the report
+      role fails the swap-in after showing the table.
+  returned: when state=present
+  type: dict
+  sample: {"server": "its main process exited at start: exited with code 127 (docker logs tb_default_demo_server)"}
 """
 
 import traceback
@@ -128,6 +143,7 @@ def main():
             public_address=dict(type="str"),
             control=dict(type="dict"),
             registry=registry.OPTION_SPEC,
+            lock_timeout=dict(type="int", default=900),
         ),
         required_if=[("state", "present", ("plan",))],
         required_one_of=[("plan", "name")],
@@ -143,15 +159,19 @@ def main():
         if params["state"] == "present":
             slice_ = Slice(params["plan"], params["host"], params["state_dir"], module.check_mode,
                            max(1, params["workers"]), params["control"], params["public_address"],
-                           params["registry"])
+                           params["registry"], params["lock_timeout"])
             record = slice_.converge()
-            ops, extra = slice_.ops, {"record": record}
+            ops, extra = slice_.ops, {"record": record, "dead": slice_.dead}
+            for warning in slice_.warnings:
+                module.warn(warning)
+            for node, reason in sorted(slice_.dead.items()):
+                module.warn("node %s is dead: %s" % (node, reason))
         else:
             plan = params["plan"] or {}
             project = params["project"] or plan.get("project")
             name = params["name"] or plan.get("name")
             ops, extra = teardown(project, name, params["state_dir"], module.check_mode, max(1, params["workers"]),
-                                  params["control"]), {}
+                                  params["control"], params["lock_timeout"]), {}
     except Exception as exc:
         module.fail_json(msg="%s: %s" % (params["host"], exc), exception=traceback.format_exc())
     module.exit_json(changed=bool(ops), operations=ops, diff={"before": "", "after": "\n".join(ops)}, **extra)

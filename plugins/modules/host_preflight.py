@@ -27,6 +27,15 @@ options:
     type: list
     elements: str
     default: [bridge, veth]
+  lans:
+    description:
+      - The plan's LANs (C(testbed_plan.lans)); those with a member on O(host) must not overlap a route of
+        the host's own (its uplink's subnet, C(docker0), ...), or the nodes could not reach those addresses.
+    type: dict
+    default: {}
+  host:
+    description: The inventory name of this host, as the plan names it.
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - testbed.containers.common
@@ -58,7 +67,8 @@ from ansible_collections.testbed.containers.plugins.module_utils import engine, 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(features=dict(type="list", elements="str", default=["bridge", "veth"])),
+        argument_spec=dict(features=dict(type="list", elements="str", default=["bridge", "veth"]),
+                           lans=dict(type="dict", default={}), host=dict(type="str")),
         supports_check_mode=True,
     )
     host = platform.node()
@@ -79,6 +89,10 @@ def main():
             problems.append("the kernel lacks %s (kernel option %s)" % (feature, option))
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    if module.params["lans"]:
+        with netlink.IPRoute() as ipr:
+            problems.extend(preflight.route_conflicts(module.params["lans"], module.params["host"] or host,
+                                                      preflight.host_routes(ipr)))
     if problems:
         module.fail_json(msg="host %s cannot realize this experiment: %s" % (host, "; ".join(problems)),
                          problems=problems)

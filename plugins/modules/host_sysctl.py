@@ -66,7 +66,7 @@ import platform
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.testbed.containers.plugins.module_utils import control, preflight
+from ansible_collections.testbed.containers.plugins.module_utils import files, preflight
 
 
 def _read(key):
@@ -100,8 +100,8 @@ def main():
                                  raised=raised)
     persisted = False
     if module.params["persist"]:
-        persisted = control.write_if_changed(module.params["persist"], preflight.sysctl_file_text(settings),
-                                             dry_run=module.check_mode)
+        persisted = files.write_if_changed(module.params["persist"], preflight.sysctl_file_text(settings),
+                                           dry_run=module.check_mode)
     result = dict(changed=bool(changes) or persisted, raised=raised, persisted=persisted)
     if module._diff and changes:
         result["diff"] = dict(before="".join("%s = %s\n" % (k, b) for k, b, _a in changes),

@@ -15,7 +15,7 @@ from ansible_collections.testbed.containers.plugins.module_utils.plan import mak
 HOSTS = ["h1", "h2"]
 HINT = model.NAME_HINT
 IMG = {"image": "img"}
-NODE_KEYS = "augment, command, cpus, env, forwarding, host, image, memory, restart, start"
+NODE_KEYS = "augment, command, cpus, env, forwarding, host, image, memory, pids, restart, start"
 TOP_KEYS = "addressing, defaults, lans, links, name, nodes, placement, project, routing, ssh_keys, users"
 
 

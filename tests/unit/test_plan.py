@@ -550,7 +550,7 @@ def test_same_input_gives_equal_plans_with_stable_order():
     assert list(one) == ["version", "project", "name", "routing", "ssh_keys", "users", "prefix", "hosts", "lans", "nodes", "tunnels", "etc_hosts", "features"]
     assert list(one["nodes"]) == ["n0", "r1", "r2", "r3", "n4"]
     assert list(one["lans"]) == ["lan0", "lan1", "lan2", "lan3"]
-    assert list(one["nodes"]["n0"]) == ["image", "command", "cpus", "memory", "forwarding", "augment", "start", "restart", "env",
+    assert list(one["nodes"]["n0"]) == ["image", "command", "cpus", "memory", "pids", "forwarding", "augment", "start", "restart", "env",
                                         "host", "container", "interfaces", "routes"]
     assert list(one["nodes"]["n0"]["interfaces"][0]) == ["ifname", "lan", "address", "prefixlen", "mac", "veth", "to_node", "from_node", "mtu"]
 
