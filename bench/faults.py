@@ -81,8 +81,8 @@ def main():
         start = time.time()
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore",
                                "tests/unit/test_fuzz_experiment.py"], cwd=ROOT, env=env, check=False)
-        print("fuzzed %d documents in %.0f s: %s" % (args.fuzz, time.time() - start,
-                                                    "no failure" if proc.returncode == 0 else "FAILURES"))
+        verdict = "no failure" if proc.returncode == 0 else "FAILURES"
+        print("fuzzed %d documents in %.0f s: %s" % (args.fuzz, time.time() - start, verdict))
     return 0 if survived == args.kills else 1
 
 

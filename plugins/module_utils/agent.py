@@ -169,8 +169,8 @@ def main():
 # --- installing and starting the agent (called by the host_agent module) ------------------------
 
 PACKAGE = "ansible_collections.testbed.containers.plugins.module_utils"
-MODULES = ("agent", "augment", "control", "defaults", "engine", "files", "firewall", "model", "names", "netlink", "placement",
-           "plan", "registry", "report", "services", "shaping", "slice", "units")
+MODULES = ("agent", "augment", "control", "defaults", "engine", "files", "firewall", "images", "names", "netlink",
+           "planned", "services", "shaping", "slice", "units")
 BOOTSTRAP = ("import sys; sys.path.insert(0, %r); "
              "from ansible_collections.testbed.containers.plugins.module_utils import agent; agent.main()")
 

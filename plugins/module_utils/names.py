@@ -74,6 +74,14 @@ def veth_name(project, name, node, lan):
     return kernel_prefix(project, name) + "v" + short_hash("veth/%s/%s" % (node, lan), 7)
 
 
+def ifb_name(veth):
+    """The IFB shaping traffic from the node behind ``veth``: our veths are PREFIX(7) + 'v' +
+    7 hex, the IFB takes 'i' in place of the 'v'; any other name gets a hash-derived one."""
+    if len(veth) == 15 and veth[7] == "v":
+        return veth[:7] + "i" + veth[8:]
+    return veth[:7] + "i" + short_hash("ifb/" + veth, 7)
+
+
 def alias(project, name, *parts):
     """The readable name stored as the interface alias; the ownership proof for teardown."""
     return "testbed:" + "/".join((project, name) + parts)

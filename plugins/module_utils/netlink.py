@@ -107,13 +107,17 @@ def describe(exc, what):
     return "%s: %s" % (what, exc)
 
 
-def ensure_bridge(ipr, name, alias, existing):
-    """Create the bridge if missing and bring it up; returns the operations done."""
+def ensure_bridge(ipr, name, alias, existing, dry_run=False):
+    """Create the bridge if missing and bring it up; returns the operations done (to be done)."""
     ops = []
     cur = existing.get(name)
     if cur is not None and cur["alias"] != alias:
         raise NetworkError("bridge %s exists but belongs to %r, not %r: refusing to take it over"
                            % (name, cur["alias"], alias))
+    if dry_run:
+        if cur is None:
+            return ["create bridge %s (%s)" % (name, alias)]
+        return [] if cur["up"] else ["bring up bridge %s" % name]
     try:
         if cur is None:
             ipr.link("add", ifname=name, kind="bridge")
@@ -132,7 +136,7 @@ VXLAN_PORT = 4789
 ZERO_MAC = "00:00:00:00:00:00"
 
 
-def ensure_vxlan(ipr, name, vni, local, remotes, bridge_index, alias, existing):
+def ensure_vxlan(ipr, name, vni, local, remotes, bridge_index, alias, existing, dry_run=False):
     """A VXLAN port on the LAN's bridge with head-end replication to ``remotes`` (the tunnel
     addresses of the other hosts with members): one all-zeros fdb entry per remote, no multicast."""
     ops = []
@@ -140,6 +144,9 @@ def ensure_vxlan(ipr, name, vni, local, remotes, bridge_index, alias, existing):
     if cur is not None and cur["alias"] != alias:
         raise NetworkError("VXLAN %s exists but belongs to %r, not %r: refusing to take it over"
                            % (name, cur["alias"], alias))
+    if dry_run and cur is None:
+        return ["create vxlan %s id %d local %s (%s)" % (name, vni, local, alias)] + \
+            ["vxlan %s: flood to %s" % (name, remote) for remote in sorted(set(remotes))]
     try:
         if cur is None:
             try:
@@ -150,28 +157,38 @@ def ensure_vxlan(ipr, name, vni, local, remotes, bridge_index, alias, existing):
                     raise NetworkError("tunnel id %d of %s is already used by another VXLAN device on this host "
                                        "(another experiment's LAN): rename this LAN or experiment" % (vni, alias))
                 raise
-            index = ipr.link_lookup(ifname=name)[0]
-            ipr.link("set", index=index, ifalias=alias, master=bridge_index, state="up")
             ops.append("create vxlan %s id %d local %s (%s)" % (name, vni, local, alias))
-        else:
-            index = cur["index"]
-            if cur["master"] != bridge_index or not cur["up"]:
-                ipr.link("set", index=index, master=bridge_index, state="up")
-                ops.append("attach vxlan %s to its bridge" % name)
+        index = _attach_port(ipr, name, cur, bridge_index, alias, "vxlan", dry_run, ops)
         have = set(attr(m, "NDA_DST") for m in ipr.fdb("dump", ifindex=index)
                    if m["ifindex"] == index and attr(m, "NDA_LLADDR") == ZERO_MAC)
         for remote in sorted(have - set(remotes)):
-            ipr.fdb("del", ifindex=index, lladdr=ZERO_MAC, dst=remote)
+            if not dry_run:
+                ipr.fdb("del", ifindex=index, lladdr=ZERO_MAC, dst=remote)
             ops.append("vxlan %s: stop flooding to %s" % (name, remote))
         for remote in sorted(set(remotes) - have):
-            ipr.fdb("append", ifindex=index, lladdr=ZERO_MAC, dst=remote)
+            if not dry_run:
+                ipr.fdb("append", ifindex=index, lladdr=ZERO_MAC, dst=remote)
             ops.append("vxlan %s: flood to %s" % (name, remote))
     except NetlinkError as exc:
         raise NetworkError(describe(exc, "vxlan %s (%s)" % (name, alias)))
     return ops
 
 
-def ensure_vlan(ipr, name, vid, trunk, bridge_index, alias, existing):
+def _attach_port(ipr, name, cur, bridge_index, alias, kind, dry_run, ops):
+    """A tunnel port just made (``cur`` None) or found: named, up, on the LAN's bridge; returns
+    its index."""
+    if cur is None:
+        index = ipr.link_lookup(ifname=name)[0]
+        ipr.link("set", index=index, ifalias=alias, master=bridge_index, state="up")
+        return index
+    if cur["master"] != bridge_index or not cur["up"]:
+        if not dry_run:
+            ipr.link("set", index=cur["index"], master=bridge_index, state="up")
+        ops.append("attach %s %s to its bridge" % (kind, name))
+    return cur["index"]
+
+
+def ensure_vlan(ipr, name, vid, trunk, bridge_index, alias, existing, dry_run=False):
     """An 802.1Q port on the LAN's bridge: device ``name`` on the host's trunk interface with
     VLAN id ``vid``, so the LAN's frames leave tagged towards the switch (VLAN mode)."""
     ops = []
@@ -182,6 +199,10 @@ def ensure_vlan(ipr, name, vid, trunk, bridge_index, alias, existing):
     trunk_index = ipr.link_lookup(ifname=trunk)
     if not trunk_index:
         raise NetworkError("trunk interface %s (testbed_trunk_interface) does not exist on this host" % trunk)
+    if dry_run:
+        if cur is None:
+            return ["create vlan %s id %d on %s (%s)" % (name, vid, trunk, alias)]
+        return [] if cur["master"] == bridge_index and cur["up"] else ["attach vlan %s to its bridge" % name]
     try:
         if cur is None:
             try:
@@ -194,14 +215,8 @@ def ensure_vlan(ipr, name, vid, trunk, bridge_index, alias, existing):
                     raise NetworkError("this kernel has no 802.1Q VLAN devices (CONFIG_VLAN_8021Q): use VXLAN "
                                        "(unset testbed_trunk_interface)")
                 raise
-            index = ipr.link_lookup(ifname=name)[0]
-            ipr.link("set", index=index, ifalias=alias, master=bridge_index, state="up")
             ops.append("create vlan %s id %d on %s (%s)" % (name, vid, trunk, alias))
-        else:
-            index = cur["index"]
-            if cur["master"] != bridge_index or not cur["up"]:
-                ipr.link("set", index=index, master=bridge_index, state="up")
-                ops.append("attach vlan %s to its bridge" % name)
+        _attach_port(ipr, name, cur, bridge_index, alias, "vlan", dry_run, ops)
         trunk_link = ipr.get_links(trunk_index[0])[0]
         if not trunk_link["flags"] & 1:  # IFF_UP
             ipr.link("set", index=trunk_index[0], state="up")

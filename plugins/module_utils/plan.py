@@ -22,8 +22,9 @@ import os
 from collections import deque
 
 from ansible_collections.testbed.containers.plugins.module_utils import defaults, model, names
+from ansible_collections.testbed.containers.plugins.module_utils.planned import unique
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: kernel_prefix (was prefix), alias and ifb of interfaces, alias of LANs
 
 
 def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, controller_user=None,
@@ -62,9 +63,9 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
         "project": project,
         "name": name,
         "routing": exp["routing"],
-        "ssh_keys": _unique([k.strip() for k in exp["ssh_keys"]] + [k.strip() for k in controller_keys]),
+        "ssh_keys": unique([k.strip() for k in exp["ssh_keys"]] + [k.strip() for k in controller_keys]),
         "users": plan_users(exp["users"], controller_user, controller_keys),
-        "prefix": names.kernel_prefix(project, name),
+        "kernel_prefix": names.kernel_prefix(project, name),
         "hosts": sorted(set(placement.values()), key=hosts.index),
         "lans": {},
         "nodes": {},
@@ -81,6 +82,7 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
             "kind": lan["kind"],
             "subnet": str(subnets[lan_name]),
             "bridge": names.bridge_name(project, name, lan_name),
+            "alias": names.alias(project, name, lan_name),
             "members": members,
             "hosts": lan_hosts,
         }
@@ -91,12 +93,14 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
                 attempt += 1
                 vid = names.vlan_id(project, name, lan_name, attempt)
             used_vids.add(vid)
-            plan["lans"][lan_name].update(vid=vid, vlan=names.vlan_name(project, name, lan_name))
+            plan["lans"][lan_name].update(vid=vid, vlan=names.vlan_name(project, name, lan_name),
+                                          tunnel_alias=names.alias(project, name, lan_name, "vlan"))
             for host in lan_hosts:
                 trunks[host] = host_vars[host]["trunk_interface"]
         elif len(lan_hosts) > 1:
             plan["lans"][lan_name].update(vni=names.tunnel_id(project, name, lan_name),
-                                          vxlan=names.vxlan_name(project, name, lan_name))
+                                          vxlan=names.vxlan_name(project, name, lan_name),
+                                          tunnel_alias=names.alias(project, name, lan_name, "tunnel"))
             for host in lan_hosts:
                 tunnels[host] = tunnel_address(errors, host, (host_vars or {}).get(host))
     errors.gate()
@@ -119,6 +123,8 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
                 "prefixlen": subnets[lan_name].prefixlen,
                 "mac": mac,
                 "veth": names.veth_name(project, name, node_name, lan_name),
+                "ifb": names.ifb_name(names.veth_name(project, name, node_name, lan_name)),
+                "alias": names.alias(project, name, lan_name, node_name),
             })
             interfaces[-1].update(attachment_shapes(exp["lans"][lan_name], node_name))
             # the VXLAN header takes 50 bytes of a 1500-byte path between hosts (a VLAN tag none)
@@ -419,27 +425,6 @@ def hosts_entries(plan):
     return entries
 
 
-def hosts_file(plan, node_name):
-    """The text of the node's /etc/hosts."""
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
-             "127.0.1.1\t%s" % node_name if not plan["nodes"][node_name]["interfaces"] else None,
-             "# experiment %s/%s (written by testbed.containers)" % (plan["project"], plan["name"])]
-    lines = [line for line in lines if line is not None]
-    for entry in plan["etc_hosts"]:
-        lines.append("%s\t%s" % (entry[0], " ".join(entry[1:])))
-    return "\n".join(lines) + "\n"
-
-
-def slice_of(plan, host):
-    """The node names of ``plan`` placed on ``host``, in file order."""
-    return [n for n, node in plan["nodes"].items() if node["host"] == host]
-
-
-def _unique(items):
-    seen = set()
-    return [i for i in items if not (i in seen or seen.add(i))]
-
-
 def plan_users(users, controller_user, keys):
     """The accounts of ``full`` nodes: the file's ``users:``, else the controller's user with its
     keys (none when the controller runs as root: root exists in every node)."""
@@ -447,16 +432,7 @@ def plan_users(users, controller_user, keys):
         return [dict(u, ssh_keys=list(u["ssh_keys"])) for u in users]
     if not controller_user or controller_user == "root" or not model.ACCOUNT_RE.match(controller_user):
         return []
-    return [{"name": controller_user, "ssh_keys": _unique([k.strip() for k in keys])}]
-
-
-def root_keys(plan):
-    """The keys that may log in as root on every node: the file's and the controller's
-    ``ssh_keys`` plus every experiment user's."""
-    keys = list(plan.get("ssh_keys") or [])
-    for user in plan.get("users") or []:
-        keys.extend(user.get("ssh_keys") or [])
-    return _unique([k.strip() for k in keys])
+    return [{"name": controller_user, "ssh_keys": unique([k.strip() for k in keys])}]
 
 
 def controller_user():

@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 
-from ansible_collections.testbed.containers.plugins.module_utils import defaults, names, netlink, shaping
+from ansible_collections.testbed.containers.plugins.module_utils import defaults, engine, names, netlink, shaping
 
 KERNEL_OPTIONS = {
     "bridge": "CONFIG_BRIDGE",
@@ -93,6 +93,25 @@ def missing_features(features):
 
 def missing_commands(commands=("iptables",)):
     return [c for c in commands if shutil.which(c) is None and not os.path.exists("/usr/sbin/" + c)]
+
+
+def check_host(features, lans, host):
+    """Everything that stops this host from realizing the plan, before anything exists: the
+    engine, iptables, kernel ``features``, and ``lans`` (the plan's) overlapping the host's
+    routes.  Returns (problems, the engine's version or None); ValueError for an unknown feature."""
+    problems, version = [], None
+    try:
+        version = engine.client().version().get("Version")
+    except engine.EngineError as exc:
+        problems.append(str(exc))
+    for command in missing_commands():
+        problems.append("the command %s is missing: install the Debian package %s" % (command, command))
+    for feature, option in missing_features(features):
+        problems.append("the kernel lacks %s (kernel option %s)" % (feature, option))
+    if lans:
+        with netlink.IPRoute() as ipr:
+            problems.extend(route_conflicts(lans, host, host_routes(ipr)))
+    return problems, version
 
 
 # --- the host's own routes --------------------------------------------------------------------

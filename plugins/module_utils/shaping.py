@@ -49,13 +49,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import hashlib
 import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.testbed.containers.plugins.module_utils import units
+from ansible_collections.testbed.containers.plugins.module_utils.names import ifb_name
 
 try:
     from pyroute2.netlink.exceptions import NetlinkError
@@ -454,14 +454,6 @@ def ingress_requests(veth_index: int, ifb_index: int) -> List[TcRequest]:
     ]
 
 
-def ifb_name(veth: str) -> str:
-    """The IFB shaping traffic from the node behind ``veth``: our veths are PREFIX(7) + 'v' +
-    7 hex, the IFB takes 'i' in place of the 'v'; any other name gets a hash-derived one."""
-    if len(veth) == 15 and veth[7] == "v":
-        return veth[:7] + "i" + veth[8:]
-    return veth[:7] + "i" + hashlib.sha256(("ifb/" + veth).encode("utf-8")).hexdigest()[:7]
-
-
 # ----------------------------------------------------------------------------------------------
 # Reading the kernel
 
@@ -637,12 +629,13 @@ def _converge_egress(ipr, index: int, ifname: str, shape: Shape, dry_run: bool, 
 
 
 def apply(ipr, veth_name: str, to_node: Shape, from_node: Shape, dry_run: bool = False,
-          alias: Optional[str] = None, snapshot: Optional[Mapping[int, list]] = None) -> List[str]:
+          alias: Optional[str] = None, snapshot: Optional[Mapping[int, list]] = None,
+          ifb: Optional[str] = None) -> List[str]:
     """Converge the shaping of the attachment whose host end is ``veth_name``.
 
     ``to_node`` shapes traffic the host sends into the node (egress of the veth), ``from_node``
-    traffic the node sends (ingress of the veth, through the IFB ``ifb_name(veth_name)``, which
-    gets ``alias`` as its alias so teardown can recognise it). Only what differs is changed;
+    traffic the node sends (ingress of the veth, through the IFB ``ifb``, by default
+    ``ifb_name(veth_name)``, which gets ``alias`` as its alias so teardown can recognise it). Only what differs is changed;
     returns the operations done (or, with ``dry_run``, to be done); [] when nothing differs.
     ``snapshot`` (from :func:`qdisc_snapshot`, taken before) spares a qdisc dump per call;
     it stays valid across calls for different veths, as each call touches only its own.
@@ -654,18 +647,19 @@ def apply(ipr, veth_name: str, to_node: Shape, from_node: Shape, dry_run: bool =
     if snapshot is None:
         snapshot = qdisc_snapshot(ipr)
     ops = _converge_egress(ipr, veth["index"], veth_name, to_node, dry_run, snapshot)
-    ops.extend(_converge_from_node(ipr, veth, veth_name, from_node, dry_run, alias, snapshot))
+    ops.extend(_converge_from_node(ipr, veth, veth_name, from_node, dry_run, alias, snapshot,
+                                   ifb or ifb_name(veth_name)))
     return ops
 
 
 def apply_many(ipr, attachments: Sequence[Mapping[str, Any]], dry_run: bool = False) -> List[str]:
     """:func:`apply` for many attachments with one qdisc dump; each item has ``veth`` and
-    optionally ``to_node``, ``from_node`` (Shape, mapping or None) and ``alias``."""
+    optionally ``to_node``, ``from_node`` (Shape, mapping or None), ``alias`` and ``ifb``."""
     snapshot = qdisc_snapshot(ipr)
     ops = []
     for item in attachments:
         ops.extend(apply(ipr, item["veth"], item.get("to_node"), item.get("from_node"), dry_run=dry_run,
-                         alias=item.get("alias"), snapshot=snapshot))
+                         alias=item.get("alias"), snapshot=snapshot, ifb=item.get("ifb")))
     return ops
 
 
@@ -703,8 +697,7 @@ def _converge_ifb(ipr, name: str, ifb, alias: Optional[str], dry_run: bool) -> T
 
 
 def _converge_from_node(ipr, veth, veth_name, shape: Shape, dry_run: bool, alias: Optional[str],
-                        snapshot) -> List[str]:
-    name = ifb_name(veth_name)
+                        snapshot, name: str) -> List[str]:
     ifb = _link(ipr, name)
     if ifb is not None and ifb["kind"] != "ifb":
         raise ShapingError("%s: exists and is a %s, not an IFB: refusing to take it over" % (name, ifb["kind"]))

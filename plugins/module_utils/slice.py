@@ -25,8 +25,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.testbed.containers.plugins.module_utils import augment, control, engine, files, firewall, names
-from ansible_collections.testbed.containers.plugins.module_utils import netlink, services, shaping
-from ansible_collections.testbed.containers.plugins.module_utils.plan import hosts_file, root_keys, slice_of
+from ansible_collections.testbed.containers.plugins.module_utils import images, netlink, services, shaping
+from ansible_collections.testbed.containers.plugins.module_utils.planned import hosts_file, root_keys, slice_of
 
 DEFAULT_STATE_DIR = "/var/lib/testbed"
 RECORD_VERSION = 1
@@ -141,11 +141,42 @@ def write_in_place(path, text, dry_run=False):
     return True
 
 
+def complete_plan(plan):
+    """A plan recorded by a version before plan version 2 (the host agent runs from records)
+    with the identities that version left to the host: kernel_prefix, aliases, IFB names."""
+    if plan.get("version", 1) >= 2:
+        return plan
+    plan = json.loads(json.dumps(plan))
+    project, name = plan["project"], plan["name"]
+    plan["kernel_prefix"] = plan.pop("prefix", None) or names.kernel_prefix(project, name)
+    for lan_name, lan in plan["lans"].items():
+        lan["alias"] = names.alias(project, name, lan_name)
+        if lan.get("vxlan") or lan.get("vlan"):
+            lan["tunnel_alias"] = names.alias(project, name, lan_name, "vlan" if lan.get("vlan") else "tunnel")
+    for node_name, node in plan["nodes"].items():
+        for iface in node["interfaces"]:
+            iface.setdefault("ifb", names.ifb_name(iface["veth"]))
+            iface.setdefault("alias", names.alias(project, name, iface["lan"], node_name))
+    plan["version"] = 2
+    return plan
+
+
+class Run:
+    """What the stages of one converge find and hand on: the engine client, image ids, the
+    allocations, the experiment's containers and links on the host, bridges, node results."""
+
+    def __init__(self, cli):
+        self.cli = cli
+        self.image_ids, self.images, self.allocations, self.actual = {}, {}, {}, {}
+        self.host_links, self.bridges, self.results = {}, {}, {}
+
+
 class Slice:
     """The part of ``plan`` placed on ``host``."""
 
     def __init__(self, plan, host, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=8, control_settings=None,
                  public_address=None, registry=None, lock_timeout=None):
+        plan = complete_plan(plan)
         self.plan, self.host, self.dry_run, self.workers = plan, host, dry_run, workers
         self.lock_timeout = lock_timeout
         self.warnings = []
@@ -189,129 +220,91 @@ class Slice:
                                  % (waited["seconds"], self.project, self.name, waited["holder"]))
 
     def converge(self):
+        """Converge the slice: its named stages in order (netlab's way), each taking what the
+        earlier ones found (``run``) and recording its operations; check mode runs the same
+        stages, whose leaf functions only describe what they would do."""
         with self._lock("swap-in") as waited:
             self._note_wait(waited)
-            cli = engine.client(pool_size=max(self.workers * 2, 10))
-            self._fetch_images(cli)
-            image_ids = engine.image_ids(cli, [self.plan["nodes"][n]["image"] for n in self.nodes])
-            images = self._augment_images(cli)
-            image_ids.update(engine.image_ids(cli, [ref for ref in images.values() if ref not in image_ids]))
-            if not self.dry_run:
-                record = read_record(self.paths) or {}
-                record.update(self._record_head(), state="converging")
-                write_record(self.paths, record)
-            allocations = self._allocate(cli)
-            actual = engine.list_nodes(cli, self.project, self.name)
-            self._remove_stale_nodes(actual)
-            with netlink.IPRoute() as ipr:
-                host_links = netlink.owned_links(ipr, self.plan["prefix"])
-                self._remove_stale_links(ipr, host_links)
-                created = len(self.ops)
-                bridges = self._ensure_bridges(ipr, host_links)
-                if len(self.ops) != created:
-                    host_links = netlink.owned_links(ipr, self.plan["prefix"])
-            for node in self.nodes:
-                if write_in_place(self.paths.hosts(node), hosts_file(self.plan, node), self.dry_run):
-                    self._op("write %s hosts file" % node)
-                keys = "".join(k + "\n" for k in root_keys(self.plan))
-                if write_in_place(control.keys_path(self.control, self.plan["nodes"][node]["container"]), keys,
-                                  self.dry_run):
-                    self._op("write %s authorized_keys" % node)
-            results = {}
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                futures = dict((node, pool.submit(self._converge_node, cli, node, actual.get(node), images,
-                                                  image_ids, bridges, host_links, allocations[node]))
-                               for node in self.nodes)
-                for node, fut in futures.items():
-                    try:
-                        results[node] = fut.result()
-                    except Exception as exc:  # reported as dead, after every node had its go
-                        self.dead[node] = engine.describe_error(exc)
-            self._ensure_shaping(results)
-            self._ensure_control_plane(results)
-            self._mark_ready(results)
-            record = self._record_head()
-            record.update(state="degraded" if self.dead else "ready", nodes=results, dead=self.dead,
-                          updated=time.time())
-            if not self.dry_run:
-                write_record(self.paths, record)
-            return record
+            run = Run(engine.client(pool_size=max(self.workers * 2, 10)))
+            for stage in (self.stage_images, self.stage_intent, self.stage_allocation, self.stage_networks,
+                          self.stage_node_files, self.stage_nodes, self.stage_shaping, self.stage_control_plane,
+                          self.stage_ready):
+                stage(run)
+            return self.stage_record(run)
 
-    def _fetch_images(self, cli):
-        """Pull from the testbed registry the images of this slice the host lacks, tagged as the
-        plan names them; an image the host has is never pulled (decision 8)."""
-        if not self.registry:
-            return
-        from ansible_collections.testbed.containers.plugins.module_utils import registry as registry_mod
-        wanted = sorted(set(self.plan["nodes"][n]["image"] for n in self.nodes))
-        missing = [ref for ref in wanted if not engine.has_image(cli, ref)]
-        for ref in missing:
-            remote = registry_mod.remote_ref(ref, self.registry["registry"])
-            self._op("pull %s from the testbed registry (%s)" % (ref, remote))
-            if self.dry_run:
-                continue
-            try:
-                registry_mod.ensure_pulled(cli, remote, self.registry.get("credentials"))
-            except registry_mod.RegistryError as exc:
-                raise SliceError("image %s is not on host %s and the testbed registry could not provide it (%s): "
-                                 "build or load it on the controller, which publishes it, or on this host"
-                                 % (ref, self.host, exc))
-            repo, tag = registry_mod.split_ref(ref)
-            cli.api.tag(remote, repo, tag)
+    def stage_images(self, run):
+        """Pull what the host lacks from the registry, augment each distinct (image, level) once."""
+        try:
+            run.images, run.image_ids, ops = images.converge_images(run.cli, self.plan, self.nodes, self.registry,
+                                                                    self.dry_run)
+        except images.ImageError as exc:
+            raise SliceError("host %s: %s" % (self.host, exc))
+        self._ops(ops)
 
-    def _augment_images(self, cli):
-        """(image, level) -> the image each node runs: augmented once per distinct image (decision 14)."""
-        images = {}
+    def stage_intent(self, _run):
+        """The record says what is being converged before the first object exists (decision 4)."""
+        if not self.dry_run:
+            record = read_record(self.paths) or {}
+            record.update(self._record_head(), state="converging")
+            write_record(self.paths, record)
+
+    def stage_allocation(self, run):
+        """Control addresses, exec addresses and SSH ports (under the host lock); nodes no longer
+        in the plan removed."""
+        run.allocations = self._allocate(run.cli)
+        run.actual = engine.list_nodes(run.cli, self.project, self.name)
+        self._remove_stale_nodes(run.actual)
+
+    def stage_networks(self, run):
+        """Stale links removed; each LAN's bridge and its tunnel to the other hosts."""
+        with netlink.IPRoute() as ipr:
+            run.host_links = netlink.owned_links(ipr, self.plan["kernel_prefix"])
+            self._remove_stale_links(ipr, run.host_links)
+            created = len(self.ops)
+            run.bridges = self._ensure_bridges(ipr, run.host_links)
+            if len(self.ops) != created:
+                run.host_links = netlink.owned_links(ipr, self.plan["kernel_prefix"])
+
+    def stage_node_files(self, _run):
+        """Each node's /etc/hosts and the keys of its exec-style SSH."""
+        keys = "".join(k + "\n" for k in root_keys(self.plan))
         for node in self.nodes:
-            image, level = self.plan["nodes"][node]["image"], self.plan["nodes"][node]["augment"]
-            if (image, level) in images:
-                continue
-            if level == "none":
-                images[(image, level)] = image
-            elif self.dry_run:
-                planned = augment.plan_augmentation(cli, image, level)
-                if planned["action"] == "build":
-                    self._op("augment image %s (%s)" % (image, level))
-                images[(image, level)] = planned["ref"] if planned["action"] != "build" else image
-            else:
-                if self.registry and self._pull_augmented(cli, image, level):
-                    images[(image, level)] = augment.plan_augmentation(cli, image, level)["ref"]
-                    continue
-                ref, built = augment.augment_image(cli, image, level)
-                if built:
-                    self._op("augment image %s (%s) as %s" % (image, level, ref))
-                    if self.registry:
-                        self._push_augmented(cli, ref)
-                images[(image, level)] = ref
-        return images
+            if write_in_place(self.paths.hosts(node), hosts_file(self.plan, node), self.dry_run):
+                self._op("write %s hosts file" % node)
+            if write_in_place(control.keys_path(self.control, self.plan["nodes"][node]["container"]), keys,
+                              self.dry_run):
+                self._op("write %s authorized_keys" % node)
 
-    def _pull_augmented(self, cli, image, level):
-        """An augmented image another host made and pushed (same content tag everywhere): pulled
-        instead of augmenting again. False when this host must augment (or has it already)."""
-        from ansible_collections.testbed.containers.plugins.module_utils import registry as registry_mod
-        planned = augment.plan_augmentation(cli, image, level)
-        if planned["action"] != "build":
-            return False
-        remote = registry_mod.remote_ref(planned["ref"], self.registry["registry"])
-        try:
-            registry_mod.ensure_pulled(cli, remote, self.registry.get("credentials"))
-        except registry_mod.RegistryError:
-            return False  # not in the registry (yet): augment here
-        repo, tag = registry_mod.split_ref(planned["ref"])
-        cli.api.tag(remote, repo, tag)
-        if augment.plan_augmentation(cli, image, level)["action"] != "cached":
-            return False  # the registry's copy is not this content: augment here
-        self._op("pull augmented image %s (%s) from the testbed registry" % (image, level))
-        return True
+    def stage_nodes(self, run):
+        """Every node created or recreated, started and plumbed, in a thread pool; a node that
+        cannot start is dead (with the engine's reason), the others go on."""
+        run.results = {}
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            futures = dict((node, pool.submit(self._converge_node, run.cli, node, run.actual.get(node), run.images,
+                                              run.image_ids, run.bridges, run.host_links, run.allocations[node]))
+                           for node in self.nodes)
+            for node, fut in futures.items():
+                try:
+                    run.results[node] = fut.result()
+                except Exception as exc:  # reported as dead, after every node had its go
+                    self.dead[node] = engine.describe_error(exc)
 
-    def _push_augmented(self, cli, ref):
-        """Cache an augmented image in the testbed registry for the other hosts."""
-        from ansible_collections.testbed.containers.plugins.module_utils import registry as registry_mod
-        try:
-            registry_mod.push(cli, ref, self.registry["registry"], self.registry.get("credentials"))
-            self._op("push augmented image %s to the testbed registry" % ref)
-        except registry_mod.RegistryError as exc:
-            self._op("augmented image %s not cached in the registry: %s" % (ref, exc))
+    def stage_shaping(self, run):
+        self._ensure_shaping(run.results)
+
+    def stage_control_plane(self, run):
+        self._ensure_control_plane(run.results)
+
+    def stage_ready(self, run):
+        self._mark_ready(run.results)
+
+    def stage_record(self, run):
+        record = self._record_head()
+        record.update(state="degraded" if self.dead else "ready", nodes=run.results, dead=self.dead,
+                      updated=time.time())
+        if not self.dry_run:
+            write_record(self.paths, record)
+        return record
 
     def _allocate(self, cli):
         """Control network, then each node's control address, exec address and SSH port."""
@@ -337,8 +330,8 @@ class Slice:
                 continue
             for iface in self.plan["nodes"][node]["interfaces"]:
                 attachments.append({"veth": iface["veth"], "to_node": iface.get("to_node"),
-                                    "from_node": iface.get("from_node"),
-                                    "alias": names.alias(self.project, self.name, iface["lan"], node)})
+                                    "from_node": iface.get("from_node"), "alias": iface["alias"],
+                                    "ifb": iface["ifb"]})
         if not attachments:
             return
         with netlink.IPRoute() as ipr:
@@ -390,7 +383,7 @@ class Slice:
             actual = engine.list_nodes(cli, self.project, self.name)
             state = control.load_state(self.control)
             with netlink.IPRoute() as ipr:
-                host_links = netlink.owned_links(ipr, self.plan["prefix"])
+                host_links = netlink.owned_links(ipr, self.plan["kernel_prefix"])
             bridges = dict((lan, host_links[self.plan["lans"][lan]["bridge"]]["index"]) for lan in self.lans
                            if self.plan["lans"][lan]["bridge"] in host_links)
             results = {}
@@ -450,6 +443,10 @@ class Slice:
         """Host-side name and MAC of a node's eth0."""
         with netlink.node_netns(pid) as ns:
             eth0 = netlink.links(ns).get("eth0")
+        return self._host_end(eth0)
+
+    def _host_end(self, eth0):
+        """(host-side name, MAC) of a node's eth0 (its veth peer on dockercnet), or (None, None)."""
         if eth0 is None or not eth0["link"]:
             return None, None
         peer = self._host_ipr().get_links(eth0["link"])
@@ -471,7 +468,7 @@ class Slice:
             for iface in self.plan["nodes"][node]["interfaces"]:
                 wanted.add(iface["veth"])
                 if iface.get("from_node"):
-                    wanted.add(shaping.ifb_name(iface["veth"]))
+                    wanted.add(iface["ifb"])
         owner = names.alias_prefix(self.project, self.name)
         for link_name, info in sorted(host_links.items()):
             if link_name in wanted:
@@ -487,25 +484,18 @@ class Slice:
     def _ensure_bridges(self, ipr, host_links):
         indexes = {}
         for lan in self.lans:
-            bridge = self.plan["lans"][lan]["bridge"]
-            if self.dry_run:
-                if bridge not in host_links:
-                    self._op("create bridge %s (%s)" % (bridge, names.alias(self.project, self.name, lan)))
-                indexes[lan] = host_links.get(bridge, {}).get("index")
-                continue
-            for op in netlink.ensure_bridge(ipr, bridge, names.alias(self.project, self.name, lan), host_links):
-                self._op(op)
-            indexes[lan] = ipr.link_lookup(ifname=bridge)[0]
             spec = self.plan["lans"][lan]
+            self._ops(netlink.ensure_bridge(ipr, spec["bridge"], spec["alias"], host_links, self.dry_run))
+            found = ipr.link_lookup(ifname=spec["bridge"])
+            indexes[lan] = found[0] if found else None  # None: not yet made (check mode)
             if spec.get("vlan"):
                 self._ops(netlink.ensure_vlan(ipr, spec["vlan"], spec["vid"], self.plan["trunks"][self.host],
-                                              indexes[lan], names.alias(self.project, self.name, lan, "vlan"),
-                                              host_links))
+                                              indexes[lan], spec["tunnel_alias"], host_links, self.dry_run))
             elif spec.get("vxlan"):
                 remotes = [self.plan["tunnels"][h] for h in spec["hosts"] if h != self.host]
                 self._ops(netlink.ensure_vxlan(ipr, spec["vxlan"], spec["vni"], self.plan["tunnels"][self.host],
-                                               remotes, indexes[lan], names.alias(self.project, self.name, lan,
-                                                                                  "tunnel"), host_links))
+                                               remotes, indexes[lan], spec["tunnel_alias"], host_links,
+                                               self.dry_run))
         return indexes
 
     def _converge_node(self, cli, node_name, ctr, images, image_ids, bridges, host_links, allocation):
@@ -565,8 +555,7 @@ class Slice:
         with netlink.node_netns(pid) as ns:
             ns_links = netlink.links(ns)
             for iface in node["interfaces"]:
-                alias = names.alias(self.project, self.name, iface["lan"], node_name)
-                for op in netlink.plumb_interface(host, ns, pid, iface, bridges[iface["lan"]], alias, host_links,
+                for op in netlink.plumb_interface(host, ns, pid, iface, bridges[iface["lan"]], iface["alias"], host_links,
                                                   ns_links, self.dry_run):
                     self._op("%s: %s" % (node_name, op))
             wanted = set(i["ifname"] for i in node["interfaces"])
@@ -575,10 +564,7 @@ class Slice:
             for op in netlink.ensure_routes(ns, node["routes"], self.dry_run):
                 self._op("%s: %s" % (node_name, op))
             eth0 = ns_links.get("eth0")
-        if eth0 is None or not eth0["link"]:
-            return None, None
-        peer = host.get_links(eth0["link"])
-        return (netlink.attr(peer[0], "IFLA_IFNAME") if peer else None), eth0["mac"]
+        return self._host_end(eth0)
 
 
 def release_control(project, name, cfg, dry_run=False):

@@ -24,7 +24,7 @@ __metaclass__ = type
 import re
 import time
 
-from ansible_collections.testbed.containers.plugins.module_utils import augment, engine, names, registry
+from ansible_collections.testbed.containers.plugins.module_utils import augment, engine, images, names
 
 LABEL_OF = "testbed.snapshot.of"
 LABEL_TIME = "testbed.snapshot.time"
@@ -122,8 +122,8 @@ def snapshot(cli, project, name, node, image=None, registry_address=None, creden
     result["size"] = cli.api.inspect_image(image_id).get("Size")
     if registry_address:
         try:
-            result["pushed"] = [registry.push(cli, "%s:%s" % (repository, tag), registry_address, credentials)
+            result["pushed"] = [images.push(cli, "%s:%s" % (repository, tag), registry_address, credentials)
                                 for tag in tags]
-        except registry.RegistryError as exc:
+        except images.ImageError as exc:
             raise SnapshotError("pushing the snapshot %s: %s" % (result["image"], exc))
     return result

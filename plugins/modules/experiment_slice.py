@@ -126,7 +126,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.testbed.containers.plugins.module_utils import engine, netlink, registry
+from ansible_collections.testbed.containers.plugins.module_utils import engine, images, netlink
 from ansible_collections.testbed.containers.plugins.module_utils.slice import Slice, teardown
 
 
@@ -142,7 +142,7 @@ def main():
             workers=dict(type="int", default=8),
             public_address=dict(type="str"),
             control=dict(type="dict"),
-            registry=registry.OPTION_SPEC,
+            registry=images.OPTION_SPEC,
             lock_timeout=dict(type="int", default=900),
         ),
         required_if=[("state", "present", ("plan",))],

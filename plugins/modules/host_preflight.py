@@ -72,27 +72,14 @@ def main():
         supports_check_mode=True,
     )
     host = platform.node()
-    if not engine.HAS_DOCKER:
-        module.fail_json(msg="%s: %s" % (host, missing_required_lib("docker")))
-    if not netlink.HAS_PYROUTE2:
-        module.fail_json(msg="%s: %s" % (host, missing_required_lib("pyroute2")))
-    problems = []
-    version = None
+    for ok, lib in ((engine.HAS_DOCKER, "docker"), (netlink.HAS_PYROUTE2, "pyroute2")):
+        if not ok:
+            module.fail_json(msg="%s: %s" % (host, missing_required_lib(lib)))
     try:
-        version = engine.client().version().get("Version")
-    except engine.EngineError as exc:
-        problems.append(str(exc))
-    for command in preflight.missing_commands():
-        problems.append("the command %s is missing: install the Debian package %s" % (command, command))
-    try:
-        for feature, option in preflight.missing_features(module.params["features"]):
-            problems.append("the kernel lacks %s (kernel option %s)" % (feature, option))
+        problems, version = preflight.check_host(module.params["features"], module.params["lans"],
+                                                 module.params["host"] or host)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    if module.params["lans"]:
-        with netlink.IPRoute() as ipr:
-            problems.extend(preflight.route_conflicts(module.params["lans"], module.params["host"] or host,
-                                                      preflight.host_routes(ipr)))
     if problems:
         module.fail_json(msg="host %s cannot realize this experiment: %s" % (host, "; ".join(problems)),
                          problems=problems)

@@ -77,7 +77,7 @@ missing:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.testbed.containers.plugins.module_utils import engine, registry
+from ansible_collections.testbed.containers.plugins.module_utils import engine, images
 
 
 def main():
@@ -94,20 +94,9 @@ def main():
         module.fail_json(msg=missing_required_lib("docker"))
     params = module.params
     credentials = {"username": params["username"], "password": params["password"]}
-    pushed, current, missing = [], [], []
     try:
-        cli = engine.client()
-        for ref in sorted(set(params["images"])):
-            if not engine.has_image(cli, ref):
-                missing.append(ref)
-                continue
-            remote = registry.remote_ref(ref, params["registry"])
-            if registry.is_pushed(cli, ref, params["registry"], credentials):
-                current.append(remote)
-                continue
-            if not module.check_mode:
-                registry.push(cli, ref, params["registry"], credentials)
-            pushed.append(remote)
+        pushed, current, missing = images.publish(engine.client(), params["images"], params["registry"], credentials,
+                                                  module.check_mode)
     except Exception as exc:
         module.fail_json(msg="publishing images to %s: %s" % (params["registry"], exc))
     module.exit_json(changed=bool(pushed), pushed=pushed, current=current, missing=missing)

@@ -97,7 +97,7 @@ pushed:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.testbed.containers.plugins.module_utils import engine, registry, snapshot
+from ansible_collections.testbed.containers.plugins.module_utils import engine, images, snapshot
 
 
 def main():
@@ -107,7 +107,7 @@ def main():
             name=dict(type="str", required=True),
             node=dict(type="str", required=True),
             image=dict(type="str"),
-            registry=registry.OPTION_SPEC,
+            registry=images.OPTION_SPEC,
         ),
         supports_check_mode=True,
     )

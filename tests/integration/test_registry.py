@@ -27,7 +27,7 @@ import yaml
 
 from helpers import BUSYBOX, DOCKER, ROOT, VENV_BIN, recap_changed, sh
 
-from ansible_collections.testbed.containers.plugins.module_utils import registry
+from ansible_collections.testbed.containers.plugins.module_utils import images, registry
 
 NAME = "tbreg-itest"
 IFACE = "tbregt0"
@@ -233,13 +233,13 @@ def test_second_run_changes_nothing(reg):
 
 def test_push_with_credentials(reg):
     start = time.time()
-    ref = registry.push(reg.client, BUSYBOX, REGISTRY, reg.credentials)
+    ref = images.push(reg.client, BUSYBOX, REGISTRY, reg.credentials)
     assert ref == "%s/testbed/busybox:latest" % REGISTRY
     status, body = _status("/v2/testbed/busybox/tags/list", auth=("testbed", reg.password), ca_pem=reg.ca_pem)
     assert status == 200 and json.loads(body)["tags"] == ["latest"]
     # pushing again sends nothing and returns the same reference
-    assert registry.push(reg.client, BUSYBOX, REGISTRY, reg.credentials) == ref
-    assert registry.is_pushed(reg.client, BUSYBOX, REGISTRY, reg.credentials)
+    assert images.push(reg.client, BUSYBOX, REGISTRY, reg.credentials) == ref
+    assert images.is_pushed(reg.client, BUSYBOX, REGISTRY, reg.credentials)
     reg.timings["push"] = round(time.time() - start, 1)
 
 
@@ -267,7 +267,7 @@ def test_docker_pull_with_credentials_after_removing_the_local_copy(reg):
     # a layer nobody has locally: push, remove every local copy, pull it back
     local = _unique_image(reg.client)
     image_id = reg.client.images.get(local).id
-    remote_unique = registry.push(reg.client, local, REGISTRY, reg.credentials)
+    remote_unique = images.push(reg.client, local, REGISTRY, reg.credentials)
     reg.client.images.remove(local)
     reg.client.images.remove(remote_unique)
     with pytest.raises(docker.errors.ImageNotFound):
@@ -276,9 +276,9 @@ def test_docker_pull_with_credentials_after_removing_the_local_copy(reg):
     assert "Pull complete" in out, out
     assert reg.client.images.get(remote_unique).id == image_id
     # ensure_pulled: nothing to do when present, pulls (with credentials) when missing
-    assert registry.ensure_pulled(reg.client, remote_unique, reg.credentials) is False
+    assert images.ensure_pulled(reg.client, remote_unique, reg.credentials) is False
     reg.client.images.remove(remote_unique)
-    assert registry.ensure_pulled(reg.client, remote_unique, reg.credentials) is True
+    assert images.ensure_pulled(reg.client, remote_unique, reg.credentials) is True
     assert reg.client.images.get(remote_unique).id == image_id
     reg.timings["pull"] = round(time.time() - start, 1)
 
@@ -298,8 +298,8 @@ def test_without_credentials_everything_is_refused(reg):
     assert proc.returncode != 0 and "no basic auth credentials" in proc.stdout, proc.stdout
     proc = reg.docker("manifest", "inspect", remote, config=anon, check=False)
     assert proc.returncode != 0 and "no basic auth credentials" in proc.stdout, proc.stdout
-    with pytest.raises(registry.RegistryError, match="no basic auth credentials|unauthorized"):
-        registry.ensure_pulled(docker.from_env(), remote, {"username": "testbed", "password": "wrong"})
+    with pytest.raises(images.ImageError, match="no basic auth credentials|unauthorized"):
+        images.ensure_pulled(docker.from_env(), remote, {"username": "testbed", "password": "wrong"})
 
 
 def test_plain_http_is_refused(reg):

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from ansible_collections.testbed.containers.plugins.module_utils import names, plan as planner
-from ansible_collections.testbed.containers.plugins.module_utils.plan import hosts_file, make_plan
+from ansible_collections.testbed.containers.plugins.module_utils.plan import make_plan
+from ansible_collections.testbed.containers.plugins.module_utils.planned import hosts_file
 
 HOSTS = ["h1"]
 N = {"image": "img"}
@@ -325,7 +326,7 @@ def test_kernel_names_are_short_prefixed_and_distinct_between_experiments():
     plans = two_experiments()
     everything = []
     for plan in plans:
-        prefix = plan["prefix"]
+        prefix = plan["kernel_prefix"]
         assert prefix == names.kernel_prefix(plan["project"], plan["name"]) and len(prefix) == 7
         for kname in kernel_names(plan):
             assert 1 <= len(kname) <= 15, kname
@@ -333,7 +334,7 @@ def test_kernel_names_are_short_prefixed_and_distinct_between_experiments():
             assert re.match(r"^[a-z0-9]+$", kname)
         everything += kernel_names(plan)
     assert len(everything) == len(set(everything))  # also distinct within each experiment
-    assert len(set(p["prefix"] for p in plans)) == 3
+    assert len(set(p["kernel_prefix"] for p in plans)) == 3
     containers = [n["container"] for p in plans for n in p["nodes"].values()]
     assert len(set(containers)) == len(containers)
     assert plans[0]["nodes"]["a"]["container"] == "tb_default_one_a"
@@ -547,12 +548,13 @@ def test_same_input_gives_equal_plans_with_stable_order():
     one, two = make_plan(doc, HOSTS), make_plan(copy.deepcopy(doc), HOSTS)
     assert one == two
     assert json.dumps(one) == json.dumps(two)  # order-sensitive
-    assert list(one) == ["version", "project", "name", "routing", "ssh_keys", "users", "prefix", "hosts", "lans", "nodes", "tunnels", "etc_hosts", "features"]
+    assert list(one) == ["version", "project", "name", "routing", "ssh_keys", "users", "kernel_prefix", "hosts", "lans",
+                         "nodes", "tunnels", "etc_hosts", "features"]
     assert list(one["nodes"]) == ["n0", "r1", "r2", "r3", "n4"]
     assert list(one["lans"]) == ["lan0", "lan1", "lan2", "lan3"]
     assert list(one["nodes"]["n0"]) == ["image", "command", "cpus", "memory", "pids", "forwarding", "augment", "start", "restart", "env",
                                         "host", "container", "interfaces", "routes"]
-    assert list(one["nodes"]["n0"]["interfaces"][0]) == ["ifname", "lan", "address", "prefixlen", "mac", "veth", "to_node", "from_node", "mtu"]
+    assert list(one["nodes"]["n0"]["interfaces"][0]) == ["ifname", "lan", "address", "prefixlen", "mac", "veth", "ifb", "alias", "to_node", "from_node", "mtu"]
 
 
 def test_planning_does_not_change_its_inputs():

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.testbed.containers.plugins.module_utils import registry
+from ansible_collections.testbed.containers.plugins.module_utils import images, registry
 
 x509 = pytest.importorskip("cryptography.x509")
 
@@ -119,17 +119,17 @@ def test_a_server_certificate_is_not_a_ca():
     ("localhost/img:tb-0123abcd", "R:1/img:tb-0123abcd"),
 ])
 def test_remote_reference_replaces_any_registry_part(local, remote):
-    assert registry.remote_ref(local, "R:1") == remote
+    assert images.remote_ref(local, "R:1") == remote
 
 
 def test_digest_references_cannot_be_pushed():
-    with pytest.raises(registry.RegistryError, match="digest"):
-        registry.remote_ref("img@sha256:" + "0" * 64, "R:1")
+    with pytest.raises(images.ImageError, match="digest"):
+        images.remote_ref("img@sha256:" + "0" * 64, "R:1")
 
 
 def test_split_ref_keeps_the_registry_port():
-    assert registry.split_ref("198.18.255.1:5443/testbed/busybox") == ("198.18.255.1:5443/testbed/busybox", "latest")
-    assert registry.split_ref("198.18.255.1:5443/testbed/busybox:v1") == ("198.18.255.1:5443/testbed/busybox", "v1")
+    assert images.split_ref("198.18.255.1:5443/testbed/busybox") == ("198.18.255.1:5443/testbed/busybox", "latest")
+    assert images.split_ref("198.18.255.1:5443/testbed/busybox:v1") == ("198.18.255.1:5443/testbed/busybox", "v1")
 
 
 def test_login_entry_merges_into_an_existing_docker_config(tmp_path):

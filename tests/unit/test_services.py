@@ -1,7 +1,7 @@
 """The host side of the full level's services: the node's accounts and keys files."""
 import os
 
-from ansible_collections.testbed.containers.plugins.module_utils import plan, services
+from ansible_collections.testbed.containers.plugins.module_utils import plan, planned, services
 
 A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA alice@lab"
 B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB bob@lab"
@@ -52,4 +52,4 @@ def test_users_default_to_the_controller_user_unless_root():
 
 def test_root_keys_are_the_files_the_controllers_and_every_users():
     p = {"ssh_keys": [C], "users": [{"name": "alice", "ssh_keys": [A, C]}, {"name": "bob", "ssh_keys": [B]}]}
-    assert plan.root_keys(p) == [C, A, B]
+    assert planned.root_keys(p) == [C, A, B]
