@@ -278,28 +278,59 @@ def supervise(cfg, python):
             pass
 
 
-def stop(cfg):
-    """Stop the supervisor (which stops its agent), and an agent left without one."""
-    import signal
-    ops = []
-    for what, pid in (("supervisor", supervisor_pid(cfg)), ("agent", agent_pid(cfg))):
-        if pid is None or not os.path.exists("/proc/%d" % pid):
+def running_processes(cfg):
+    """(supervisor pids, agent pids) of every process running this host dir's agent code, pid
+    files or not (a supervisor an earlier race left behind is found too)."""
+    marker = ("sys.path.insert(0, %r)" % os.path.join(agent_dir(cfg), "lib")).encode("utf-8")
+    supervisors, agents = [], []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                argv = f.read().split(b"\0")
+        except (IOError, OSError):
             continue
-        for _attempt in range(50):
-            if not os.path.exists("/proc/%d" % pid):
-                break
-            time.sleep(0.1)
-        ops.append("stop %s %d" % (what, pid))
+        if any(marker in arg for arg in argv):
+            (supervisors if b"supervise" in argv else agents).append(int(entry))
+    return supervisors, agents
+
+
+def stop(cfg):
+    """Stop every supervisor (each stops its agent), then any agent left without one."""
+    import signal
+    ops = []
+    supervisors, _agents = running_processes(cfg)
+    for what, pids in (("supervisor", supervisors), ("agent", None)):
+        if pids is None:
+            pids = running_processes(cfg)[1]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                continue
+            for _attempt in range(50):
+                if not os.path.exists("/proc/%d" % pid):
+                    break
+                time.sleep(0.1)
+            ops.append("stop %s %d" % (what, pid))
     return ops
 
 
 def ensure_running(cfg, python, dry_run=False):
     """The agent runs, supervised, the code of this collection version with these settings;
-    returns the ops."""
+    returns the ops.  One call at a time per host (ten swap-ins at once each call it)."""
+    import fcntl
+    os.makedirs(agent_dir(cfg), exist_ok=True)
+    fd = os.open(os.path.join(agent_dir(cfg), "agent.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return _ensure_running(cfg, python, dry_run)
+    finally:
+        os.close(fd)
+
+
+def _ensure_running(cfg, python, dry_run=False):
     import hashlib
     sources = _sources()
     settings_json = json.dumps(cfg, sort_keys=True)
@@ -312,7 +343,7 @@ def ensure_running(cfg, python, dry_run=False):
     except (IOError, OSError):
         current = None
     running = supervisor_pid(cfg) is not None
-    if running and current == version and agent_pid(cfg) is not None:
+    if running and current == version and agent_pid(cfg) is not None and len(running_processes(cfg)[0]) == 1:
         return []
     ops = ["%s host agent (supervised)" % ("restart" if running or agent_pid(cfg) is not None else "start")]
     if dry_run:

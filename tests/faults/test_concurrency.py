@@ -33,6 +33,9 @@ def test_ten_experiments_swapped_in_at_once_converge_apart_and_tear_down_clean(p
     paths = [playbooks.write(experiment(i)) for i in range(COUNT)]
     try:
         run_all(playbooks, "experiment", paths)
+        # ten host_agent calls at once started one supervised agent, not ten (seen: 15 supervisors)
+        agents = sh("pgrep", "-f", "module_utils import agent; agent.main()", check=False).stdout.split()
+        assert len(agents) == 2, agents
         with open("/var/lib/testbed/control.json") as f:
             mine = dict((k, v) for k, v in json.load(f)["nodes"].items() if k.startswith(PROJECT + "/"))
         assert len(mine) == 2 * COUNT
