@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+from ansible_collections.testbed.containers.plugins.module_utils import names
 from helpers import DOCKER, ROOT, VENV_BIN, host_links, iptables_rules, ping, sh
 
 
@@ -93,9 +94,7 @@ def assert_converged(doc, pings):
     rules = experiment_rules(project, name)
     comments = [re.search(r'--comment "?([^"]+)"?', line).group(1) for line in rules]
     assert len(comments) == len(set(comments)), "a rule exists twice: %s" % sorted(comments)
-    prefix = sh(os.path.join(VENV_BIN, "python"), "-c", "import sys; sys.path.insert(0, %r); import checkout; "
-                "checkout.importable(); from ansible_collections.testbed.containers.plugins.module_utils import names; "
-                "print(names.kernel_prefix(%r, %r))" % (os.path.join(ROOT, "tests"), project, name)).stdout.strip()
+    prefix = names.kernel_prefix(project, name)
     veths = [link for link in host_links() if link.startswith(prefix) and link[len(prefix)] == "v"]
     for veth in veths:
         roots = [line for line in sh("tc", "qdisc", "show", "dev", veth).stdout.splitlines() if " root " in line]
