@@ -25,9 +25,11 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "faults"))
+# tests/checkout.py links the checkout as ansible_collections.testbed.containers
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+import checkout  # noqa: E402  pylint: disable=wrong-import-position
+
+ROOT = checkout.importable("tests/integration", "tests/faults")
 
 from helpers import Playbooks  # noqa: E402  pylint: disable=wrong-import-position
 from kills import assert_converged, host_state, run_and_kill, timed_run  # noqa: E402  pylint: disable=wrong-import-position
