@@ -44,7 +44,7 @@ import tarfile
 import threading
 import time
 
-from ansible_collections.testbed.containers.plugins.module_utils import services
+from ansible_collections.testbed.containers.plugins.module_utils import files, services
 
 try:
     from docker.errors import BuildError, ImageNotFound
@@ -618,6 +618,43 @@ def write_start_command(node_dir, command, dry_run=False):
     os.chmod(tmp, 0o644)
     os.rename(tmp, path)
     return True
+
+
+APP_FILE = "app"
+
+
+def render_app_overrides(entrypoint=None, user=None, workdir=None, command=None):
+    """The text of /.testbed/node/app: the node's own entrypoint, user and workdir over the
+    image's originals (the supervisor's read_config()), or None when the node sets none.
+    As with ``docker run --entrypoint``, a new entrypoint drops the image's CMD unless the node
+    gives a command."""
+    if entrypoint is None and user is None and workdir is None:
+        return None
+    lines = ["# testbed: the node's overrides of the image's originals"]
+    if entrypoint is not None:
+        lines.append("entrypoint-set")
+        lines.extend("entrypoint " + _escape(arg) for arg in entrypoint)
+        if command is None:
+            lines.append("drop-cmd 1")
+    if user is not None:
+        lines.append("user " + _escape(user))
+    if workdir is not None:
+        lines.append("workdir " + _escape(workdir))
+    return "\n".join(lines) + "\n"
+
+
+def write_app_overrides(node_dir, node, dry_run=False):
+    """Write (or remove) the node's /.testbed/node/app; True if it changed.  ``node`` is the
+    planned node (entrypoint, user, workdir, command)."""
+    path = os.path.join(node_dir, APP_FILE)
+    text = render_app_overrides(node.get("entrypoint"), node.get("user"), node.get("workdir"), node.get("command"))
+    if text is None:
+        if not os.path.exists(path):
+            return False
+        if not dry_run:
+            os.unlink(path)
+        return True
+    return files.write_if_changed(path, text, dry_run=dry_run)
 
 
 def _open_run_dir(pid):

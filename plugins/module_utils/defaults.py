@@ -24,3 +24,20 @@ CONTROL = {
 NODE_PIDS = 4096
 # roles/registry's testbed_registry_address (198.18.0.0/15: benchmarking, never routed publicly)
 REGISTRY_ADDRESS = "198.18.255.1"
+# Node settings of the container itself (model.py checks them): in a node's plan, and in its
+# settings hash, only when the node sets them, so plans and nodes made before they existed stay
+# as they were.
+CONTAINER_KEYS = ("entrypoint", "user", "workdir", "binds", "cap_add", "sysctls", "labels", "ports")
+# Host paths no node may bind: they hold the host, the engine or other experiments (a node with
+# /var/run/docker.sock or /var/lib/testbed would reach beyond itself).
+HOST_ONLY_PATHS = ("/", "/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker", "/var/lib/containerd",
+                   "/var/lib/testbed", "/etc", "/boot", "/usr", "/bin", "/sbin", "/lib", "/opt/testbed")
+
+
+def host_only(source):
+    """True when a node may not bind the host path ``source`` (it is or lies under HOST_ONLY_PATHS)."""
+    parts = [p for p in source.split("/") if p]
+    if ".." in parts:
+        return True
+    source = "/" + "/".join(parts)
+    return any(source == p or (p != "/" and source.startswith(p + "/")) for p in HOST_ONLY_PATHS) or source == "/"

@@ -135,6 +135,9 @@ def container_spec(plan, node_name, image_id, hosts_path, control_address=None, 
         hashed["restart"] = node["restart"]
     if node.get("pids") and node["pids"] != defaults.NODE_PIDS:  # likewise: the default is not hashed
         hashed["pids"] = node["pids"]
+    for key in defaults.CONTAINER_KEYS:  # likewise: only the ones the node sets
+        if key in node:
+            hashed[key] = node[key]
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     labels = {
         names.LABEL_PROJECT: plan["project"],
@@ -166,7 +169,36 @@ def container_spec(plan, node_name, image_id, hosts_path, control_address=None, 
     if node["memory"]:
         kwargs["mem_limit"] = node["memory"]
     kwargs["pids_limit"] = node.get("pids") or defaults.NODE_PIDS
+    add_container_settings(kwargs, node)
     return kwargs, digest
+
+
+def add_container_settings(kwargs, node):
+    """The node's own container settings (model.NODE_KEYS beyond the testbed's): binds, added
+    capabilities, sysctls, labels, published ports, and for a node that is not augmented its
+    entrypoint, user and workdir (an augmented node's supervisor reads those from its node
+    directory: augment.write_app_overrides)."""
+    for bind in node.get("binds") or ():
+        kwargs["mounts"].append(docker.types.Mount(bind["target"], bind["source"], type="bind",
+                                                   read_only=bind["read_only"]))
+    if node.get("cap_add"):
+        kwargs["cap_add"] = list(kwargs["cap_add"]) + [c for c in node["cap_add"] if c not in kwargs["cap_add"]]
+    if node.get("sysctls"):
+        kwargs["sysctls"] = dict(node["sysctls"], **kwargs["sysctls"])
+    if node.get("labels"):
+        kwargs["labels"] = dict(node["labels"], **kwargs["labels"])
+    if node.get("ports"):
+        kwargs["ports"] = {}
+        for port in node["ports"]:
+            binding = (port["host_ip"], port["host_port"]) if port["host_ip"] else port["host_port"]
+            kwargs["ports"].setdefault("%d/%s" % (port["port"], port["protocol"]), []).append(binding)
+    if node["augment"] == "none":
+        if node.get("entrypoint") is not None:
+            kwargs["entrypoint"] = node["entrypoint"] or [""]
+        if node.get("user") is not None:
+            kwargs["user"] = node["user"]
+        if node.get("workdir") is not None:
+            kwargs["working_dir"] = node["workdir"]
 
 
 def remove_container(ctr):

@@ -17,6 +17,7 @@ __metaclass__ = type
 import ipaddress
 import re
 
+from ansible_collections.testbed.containers.plugins.module_utils import defaults
 from ansible_collections.testbed.containers.plugins.module_utils.defaults import NODE_PIDS
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}\Z")
@@ -114,7 +115,28 @@ def _parse_network(errors, path, value):
     return net
 
 
-NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "pids", "augment", "host", "env", "start", "restart")
+NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "pids", "augment", "host", "env", "start", "restart",
+             "entrypoint", "user", "workdir", "binds", "cap_add", "sysctls", "labels", "ports")
+# What a node's application runs as and where: the container's own (augment: none) or the
+# supervisor's override of the image's originals (basic, full).
+RUN_KEYS = ("entrypoint", "user", "workdir")
+USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?\Z")
+BIND_RE = re.compile(r"^(/[^:\x00]*):(/[^:\x00]*)(?::(ro|rw))?\Z")
+# Capabilities a node may add to Docker's default set (the engine's own names, without CAP_).
+# Refused: those that reach beyond the node (SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_BOOT, SYS_TIME,
+# MAC_ADMIN, MAC_OVERRIDE, SYSLOG, DAC_READ_SEARCH, SYS_PTRACE, BPF, PERFMON, LINUX_IMMUTABLE, ...).
+NODE_CAP_ADD = ("NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "NET_BROADCAST", "IPC_LOCK", "SYS_NICE",
+                "SYS_RESOURCE", "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID",
+                "SETUID", "SETPCAP", "SETFCAP", "MKNOD", "SYS_CHROOT", "IPC_OWNER", "LEASE", "WAKE_ALARM",
+                "BLOCK_SUSPEND")
+# Per-node sysctls: the network namespace's own (net.*, except the few the testbed sets) and the
+# IPC namespace's (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*), which Docker namespaces.
+SYSCTL_RE = re.compile(r"^(net\.[a-z0-9_.-]+|kernel\.(msgmax|msgmnb|msgmni|sem|shmall|shmmax|shmmni|shm_rmid_forced)"
+                       r"|fs\.mqueue\.[a-z_]+)\Z")
+TESTBED_SYSCTLS = ("net.ipv4.ip_forward",)
+LABEL_RESERVED = "testbed."
+PORT_RE = re.compile(r"^(?:([0-9.]+):)?([0-9]{1,5}):([0-9]{1,5})(?:/(tcp|udp))?\Z")
+IFNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}\Z")
 PIDS_RANGE = (16, 4194304)
 # What the supervisor does when the node's application exits (the node itself stays up).
 APP_RESTART_POLICIES = ("no", "on-failure", "always")
@@ -277,14 +299,146 @@ def _check_node(errors, path, spec, defaults):
         if isinstance(value, (dict, list)) or "\x00" in str(value):
             errors.add(_join(_join(path, "env"), key), "must be a string, number or boolean without NUL characters")
     node["env"] = dict((k, "" if v is None else str(v)) for k, v in env.items())
+    _check_run_keys(errors, path, spec, node)
+    _check_container_keys(errors, path, spec, node)
     return node
 
 
-def _check_member(errors, path, member):
-    """A LAN member is a node name or {node: NAME, ip: ADDRESS}; returns (node, ip)."""
+def _check_run_keys(errors, path, spec, node):
+    """entrypoint, user, workdir: what the application runs as and where."""
+    entrypoint = spec.get("entrypoint")
+    if entrypoint is not None:
+        if isinstance(entrypoint, str):
+            entrypoint = [entrypoint] if entrypoint.strip() else []
+        if not isinstance(entrypoint, list) or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool)
+                                                        for a in entrypoint):
+            errors.add(_join(path, "entrypoint"), "must be a string or a list of strings (an empty list clears the "
+                       "image's ENTRYPOINT)")
+            entrypoint = None
+        else:
+            entrypoint = [str(a) for a in entrypoint]
+            if "\x00" in "".join(entrypoint):
+                errors.add(_join(path, "entrypoint"), "must not contain a NUL character")
+    node["entrypoint"] = entrypoint
+    user = spec.get("user")
+    if user is not None:
+        if isinstance(user, int) and not isinstance(user, bool):
+            user = str(user)
+        if not isinstance(user, str) or not USER_RE.match(user):
+            errors.add(_join(path, "user"), "must be USER or USER:GROUP (names or numeric ids), got %r" % (user,))
+            user = None
+    node["user"] = user
+    workdir = spec.get("workdir")
+    if workdir is not None and (not isinstance(workdir, str) or not workdir.startswith("/") or "\x00" in workdir
+                                or "\n" in workdir):
+        errors.add(_join(path, "workdir"), "must be an absolute path inside the node, got %r" % (workdir,))
+        workdir = None
+    node["workdir"] = workdir
+
+
+def _check_container_keys(errors, path, spec, node):
+    """binds, cap_add, sysctls, labels, ports: settings of the node's container."""
+    binds = spec.get("binds") or []
+    node["binds"] = []
+    if not isinstance(binds, list):
+        errors.add(_join(path, "binds"), "must be a list of HOST_PATH:NODE_PATH[:ro] strings")
+        binds = []
+    targets = set()
+    for i, bind in enumerate(binds):
+        bpath = "%s[%d]" % (_join(path, "binds"), i)
+        match = BIND_RE.match(bind) if isinstance(bind, str) else None
+        if not match:
+            errors.add(bpath, "must be HOST_PATH:NODE_PATH or HOST_PATH:NODE_PATH:ro with absolute paths, got %r" % (bind,))
+            continue
+        source, target, mode = match.group(1), match.group(2).rstrip("/") or "/", match.group(3) or "rw"
+        source = source.rstrip("/") or "/"
+        if defaults.host_only(source):
+            errors.add(bpath, "%s is the host's own (%s): a node may bind only its experiment's files; bind a "
+                       "directory of your own" % (source, ", ".join(defaults.HOST_ONLY_PATHS)))
+            continue
+        if target == "/" or target == "/.testbed" or target.startswith("/.testbed/") or target == "/etc/hosts":
+            errors.add(bpath, "%s belongs to the testbed (or is the node's root): bind elsewhere" % target)
+            continue
+        if target in targets:
+            errors.add(bpath, "%s is already bound: one bind per node path" % target)
+            continue
+        targets.add(target)
+        node["binds"].append({"source": source, "target": target, "read_only": mode == "ro"})
+    caps = spec.get("cap_add") or []
+    node["cap_add"] = []
+    if not isinstance(caps, list):
+        errors.add(_join(path, "cap_add"), "must be a list of capability names such as NET_ADMIN")
+        caps = []
+    for i, cap in enumerate(caps):
+        name = cap.upper()[4:] if isinstance(cap, str) and cap.upper().startswith("CAP_") else \
+            (cap.upper() if isinstance(cap, str) else cap)
+        if name not in NODE_CAP_ADD:
+            errors.add("%s[%d]" % (_join(path, "cap_add"), i), "%r is not a capability a node may add: use one of %s "
+                       "(capabilities that reach beyond the node are refused)" % (cap, ", ".join(NODE_CAP_ADD)))
+        elif name not in node["cap_add"]:
+            node["cap_add"].append(name)
+    sysctls = spec.get("sysctls") or {}
+    node["sysctls"] = {}
+    if not isinstance(sysctls, dict):
+        errors.add(_join(path, "sysctls"), "must be a mapping of sysctl names to values")
+        sysctls = {}
+    for key, value in sysctls.items():
+        spath = _join(_join(path, "sysctls"), key)
+        if not isinstance(key, str) or not SYSCTL_RE.match(key):
+            errors.add(spath, "not a sysctl of the node's own namespaces: use net.* (or kernel.shm*/msg*/sem, "
+                       "fs.mqueue.*)")
+        elif key in TESTBED_SYSCTLS:
+            errors.add(spath, "is set by the testbed: use forwarding: true|false")
+        elif isinstance(value, (dict, list)) or value is None or "\x00" in str(value) or "\n" in str(value):
+            errors.add(spath, "must be a single value such as 1")
+        else:
+            node["sysctls"][key] = str(value).lower() if isinstance(value, bool) else str(value)
+    labels = spec.get("labels") or {}
+    node["labels"] = {}
+    if not isinstance(labels, dict):
+        errors.add(_join(path, "labels"), "must be a mapping of label names to values")
+        labels = {}
+    for key, value in labels.items():
+        lpath = _join(_join(path, "labels"), key)
+        if not isinstance(key, str) or not key or "\x00" in key or key.startswith(LABEL_RESERVED):
+            errors.add(lpath, "label names must be non-empty and not start with %r (the testbed's own)" % LABEL_RESERVED)
+        elif isinstance(value, (dict, list)) or "\x00" in str(value):
+            errors.add(lpath, "must be a string")
+        else:
+            node["labels"][key] = "" if value is None else str(value)
+    ports = spec.get("ports") or []
+    node["ports"] = []
+    if not isinstance(ports, list):
+        errors.add(_join(path, "ports"), "must be a list of [HOST_IP:]HOST_PORT:NODE_PORT[/tcp|/udp] strings")
+        ports = []
+    for i, port in enumerate(ports):
+        ppath = "%s[%d]" % (_join(path, "ports"), i)
+        match = PORT_RE.match(port) if isinstance(port, str) else None
+        if match and match.group(1):
+            try:
+                ipaddress.IPv4Address(match.group(1))
+            except ValueError:
+                match = None
+        if not match or not all(0 < int(match.group(k)) < 65536 for k in (2, 3)):
+            errors.add(ppath, "must be [HOST_IP:]HOST_PORT:NODE_PORT[/tcp|/udp] with ports 1-65535, got %r" % (port,))
+            continue
+        node["ports"].append({"host_ip": match.group(1) or "", "host_port": int(match.group(2)),
+                              "port": int(match.group(3)), "protocol": match.group(4) or "tcp"})
+
+
+MEMBER_KEYS = ("node", "ip", "interface")
+MEMBER_SHAPE_KEYS = SHAPE_KEYS + ("to_node", "from_node")
+RESERVED_IFNAMES = ("eth0", "lo")
+
+
+def _check_member(errors, path, member, lan=None):
+    """A LAN member is a node name or {node: NAME, ip: ADDRESS, interface: IFNAME} (members of
+    lans: also take shaping keys and to_node/from_node overrides, recorded in ``lan``);
+    returns (node, ip)."""
     if isinstance(member, str):
         return member, None
-    if not _check_keys(errors, path, member, ("node", "ip"), required=("node",)):
+    allowed = MEMBER_KEYS + (MEMBER_SHAPE_KEYS if lan is not None and lan.get("per_member") else ())
+    if not _check_keys(errors, path, member, allowed, required=("node",)):
         return None, None
     if "node" not in member:  # already reported as required
         return None, None
@@ -301,6 +455,30 @@ def _check_member(errors, path, member):
         except ValueError:
             errors.add(_join(path, "ip"), "invalid IPv4 address %r" % (ip,))
             ip = None
+    ifname = member.get("interface")
+    if ifname is not None:
+        if not isinstance(ifname, str) or not IFNAME_RE.match(ifname):
+            errors.add(_join(path, "interface"), "invalid interface name %r: use 1 to 15 characters, a letter first, "
+                       "then letters, digits, '_', '.' or '-'" % (ifname,))
+        elif ifname in RESERVED_IFNAMES:
+            errors.add(_join(path, "interface"), "%s is the node's %s interface: name another one (eth1, ...)"
+                       % (ifname, "control" if ifname == "eth0" else "loopback"))
+        elif lan is not None:
+            lan["interfaces"][node] = (ifname, _join(path, "interface"))
+    if lan is not None and any(k in member for k in MEMBER_SHAPE_KEYS):
+        own = dict((k, member[k]) for k in SHAPE_KEYS if k in member)
+        base = dict(lan["shape_spec"], **own)  # the member's values over the LAN's
+        shapes = {}
+        if own:
+            shapes["both"] = check_shape(errors, path, base)
+        for direction in ("to_node", "from_node"):
+            if direction in member:
+                dpath = _join(path, direction)
+                if _check_keys(errors, dpath, member[direction], SHAPE_KEYS):
+                    merged = dict(base)
+                    merged.update(member[direction])
+                    shapes[direction] = check_shape(errors, dpath, merged)
+        lan["member_shapes"][node] = shapes
     return node, ip
 
 
@@ -331,7 +509,9 @@ def _check_lan(errors, path, spec, members_key, exact=None):
         keys = keys + tuple(k for k in spec if isinstance(k, str) and DIRECTION_RE.match(k))
     if not _check_keys(errors, path, spec, keys, required=(members_key,)):
         return None
-    lan = {"subnet": None, "members": [], "shape": check_shape(errors, path, spec), "directions": directions}
+    lan = {"subnet": None, "members": [], "shape": check_shape(errors, path, spec), "directions": directions,
+           "interfaces": {}, "member_shapes": {}, "per_member": exact is None,
+           "shape_spec": dict((k, spec[k]) for k in SHAPE_KEYS if k in spec)}
     for key in spec:
         match = DIRECTION_RE.match(key) if isinstance(key, str) and exact is not None else None
         if match:
@@ -355,7 +535,7 @@ def _check_lan(errors, path, spec, members_key, exact=None):
     if exact is None and not members:
         errors.add(mpath, "must list at least one node")
     for i, member in enumerate(members):
-        node, ip = _check_member(errors, "%s[%d]" % (mpath, i), member)
+        node, ip = _check_member(errors, "%s[%d]" % (mpath, i), member, lan)
         lan["members"].append((node, ip))
     return lan
 
@@ -429,6 +609,8 @@ def validate(doc):
 
     _check_references(errors, nodes, lans)
     _check_host_names(errors, nodes, lans)
+    _check_interface_names(errors, lans)
+    _check_ports(errors, nodes)
     _check_subnets(errors, lans)
     errors.gate()
     ssh_keys = _check_ssh_keys(errors, "ssh_keys", doc.get("ssh_keys"))
@@ -465,6 +647,31 @@ def _check_references(errors, nodes, lans):
                 errors.add(path, "node %r is already a member at index %d; a node joins a LAN once" % (node, seen[node]))
             else:
                 seen[node] = i
+
+
+def _check_interface_names(errors, lans):
+    """A named interface (``interface:``) is used once per node."""
+    seen = {}
+    for lan_name, lan in lans.items():
+        for node, (ifname, path) in lan["interfaces"].items():
+            if (node, ifname) in seen:
+                errors.add(path, "node %r already has an interface %s (%s): name another one" % (node, ifname, seen[node, ifname]))
+            else:
+                seen[node, ifname] = path
+
+
+def _check_ports(errors, nodes):
+    """A host port is published once per experiment (the nodes may share a host)."""
+    seen = {}
+    for node_name, node in nodes.items():
+        for i, port in enumerate(node["ports"]):
+            key = (port["host_ip"], port["host_port"], port["protocol"])
+            path = "nodes.%s.ports[%d]" % (node_name, i)
+            if key in seen:
+                errors.add(path, "host port %d/%s is already published by %s: choose another host port"
+                           % (port["host_port"], port["protocol"], seen[key]))
+            else:
+                seen[key] = path
 
 
 def _check_host_names(errors, nodes, lans):

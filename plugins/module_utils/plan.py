@@ -19,6 +19,7 @@ __metaclass__ = type
 import dataclasses
 import ipaddress
 import os
+import re
 from collections import deque
 
 from ansible_collections.testbed.containers.plugins.module_utils import defaults, model, names
@@ -110,14 +111,14 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
     macs = set()
     for node_name, node in exp["nodes"].items():
         interfaces = []
-        for lan_name, num in sorted(ifnums[node_name].items(), key=lambda kv: kv[1]):
+        for lan_name, ifname in sorted(ifnums[node_name].items(), key=lambda kv: interface_order(kv[1])):
             mac, attempt = names.mac_address(project, name, node_name, lan_name), 0
             while mac in macs:
                 attempt += 1
                 mac = names.mac_address(project, name, node_name, lan_name, attempt)
             macs.add(mac)
             interfaces.append({
-                "ifname": "eth%d" % num,
+                "ifname": ifname,
                 "lan": lan_name,
                 "address": str(addresses[lan_name][node_name]),
                 "prefixlen": subnets[lan_name].prefixlen,
@@ -145,6 +146,10 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
             "interfaces": interfaces,
             "routes": [],
         }
+        # the container settings a node may add: in the plan only when set (older plans stay as they were)
+        for key in defaults.CONTAINER_KEYS:
+            if node.get(key) is not None and (key == "entrypoint" or node[key] not in ([], {})):
+                plan["nodes"][node_name][key] = node[key]
     if exp["routing"] == "static":
         compute_routes(plan)
     plan["etc_hosts"] = hosts_entries(plan)
@@ -253,27 +258,43 @@ def allocate_subnets(errors, exp, previous, reserved=()):
     return subnets
 
 
+ETH_RE = re.compile(r"^eth([0-9]+)\Z")
+
+
+def interface_order(ifname):
+    """Sort key of a node's interfaces: eth1, eth2, ... by number, then named ones by name."""
+    match = ETH_RE.match(ifname)
+    return (0, int(match.group(1)), "") if match else (1, 0, ifname)
+
+
 def number_interfaces(exp, previous):
-    """Node -> {lan: N} for ethN; an attachment keeps its number, new ones take the lowest free."""
+    """Node -> {lan: ifname}: a named interface (a member's ``interface:``) is that name; an
+    attachment keeps its earlier name, new ones take the lowest free ethN."""
     attachments = dict((n, []) for n in exp["nodes"])
+    named = dict((n, {}) for n in exp["nodes"])
     for lan_name, lan in exp["lans"].items():
         for member, _ip in lan["members"]:
             attachments[member].append(lan_name)
-    numbers = {}
+            if member in lan.get("interfaces", {}):
+                named[member][lan_name] = lan["interfaces"][member][0]
+    names_ = {}
     for node_name, lans in attachments.items():
-        old = dict((i["lan"], int(i["ifname"][3:]))
-                   for i in previous["nodes"].get(node_name, {}).get("interfaces", []))
-        mine = dict((lan, old[lan]) for lan in lans if lan in old)
+        old = dict((i["lan"], i["ifname"]) for i in previous["nodes"].get(node_name, {}).get("interfaces", []))
+        mine = dict(named[node_name])
         used = set(mine.values())
         for lan in lans:
+            if lan not in mine and lan in old and old[lan] not in used:
+                mine[lan] = old[lan]
+                used.add(old[lan])
+        num = 1
+        for lan in lans:
             if lan not in mine:
-                num = 1
-                while num in used:
+                while "eth%d" % num in used:
                     num += 1
-                mine[lan] = num
-                used.add(num)
-        numbers[node_name] = mine
-    return numbers
+                mine[lan] = "eth%d" % num
+                used.add(mine[lan])
+        names_[node_name] = mine
+    return names_
 
 
 def allocate_addresses(errors, exp, subnets, previous):
@@ -389,13 +410,16 @@ def _shape_dict(shape):
 def attachment_shapes(lan, node):
     """The shaping of one attachment: ``to_node`` (host -> node) and ``from_node`` (node -> host).
 
-    A LAN's parameters apply to each member's attachment, both ways.  A link's parameters are
+    A LAN's parameters apply to each member's attachment, both ways, unless the member gives
+    its own (shaping keys on the member, ``to_node``/``from_node`` per direction).  A link's parameters are
     end to end: each direction is shaped once, on the receiving end's attachment (``to_node``),
     with the link's values overridden by ``SRC_to_DST``.
     """
     if lan["kind"] == "lan":
-        shape = _shape_dict(lan["shape"])
-        return {"to_node": shape, "from_node": shape}
+        # a member's own values (Emulab's tb-set-node-lan-*) replace the LAN's for its attachment
+        own = lan.get("member_shapes", {}).get(node, {})
+        both = own.get("both", lan["shape"])
+        return {"to_node": _shape_dict(own.get("to_node", both)), "from_node": _shape_dict(own.get("from_node", both))}
     endpoints = [m for m, _ip in lan["members"]]
     other = endpoints[1] if endpoints[0] == node else endpoints[0]
     _path, shape = lan["directions"].get((other, node), (None, lan["shape"]))

@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.testbed.containers.plugins.module_utils import augment, control, engine, files, firewall, names
+from ansible_collections.testbed.containers.plugins.module_utils import augment, control, defaults, engine, files, firewall, names
 from ansible_collections.testbed.containers.plugins.module_utils import images, netlink, services, shaping
 from ansible_collections.testbed.containers.plugins.module_utils.planned import hosts_file, root_keys, slice_of
 
@@ -504,10 +504,20 @@ class Slice:
         kwargs, digest = engine.container_spec(self.plan, node_name, image_ids[ref], self.paths.hosts(node_name),
                                                allocation["address"], ref)
         accounts_changed = False
+        for bind in node.get("binds") or ():
+            if not os.path.exists(bind["source"]):
+                raise SliceError("bind source %s does not exist on host %s: create it there, or change the node's "
+                                 "binds" % (bind["source"], self.host))
+            if defaults.host_only(os.path.realpath(bind["source"])):
+                raise SliceError("bind source %s leads to %s on host %s, which is the host's own: a node may bind "
+                                 "only its experiment's files" % (bind["source"], os.path.realpath(bind["source"]),
+                                                                   self.host))
         if node["augment"] != "none":
             node_dir = os.path.join(self.paths.node_dir(node_name), "testbed")
             if augment.write_start_command(node_dir, node.get("start"), self.dry_run):
                 self._op("write %s start command" % node_name)
+            if augment.write_app_overrides(node_dir, node, self.dry_run):
+                self._op("write %s entrypoint, user and workdir" % node_name)
             if node["augment"] == "full":
                 accounts_changed = services.write_accounts(node_dir, self.plan.get("users") or [],
                                                            self.plan.get("ssh_keys", []), self.dry_run)

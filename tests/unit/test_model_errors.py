@@ -15,7 +15,8 @@ from ansible_collections.testbed.containers.plugins.module_utils.plan import mak
 HOSTS = ["h1", "h2"]
 HINT = model.NAME_HINT
 IMG = {"image": "img"}
-NODE_KEYS = "augment, command, cpus, env, forwarding, host, image, memory, pids, restart, start"
+NODE_KEYS = ("augment, binds, cap_add, command, cpus, entrypoint, env, forwarding, host, image, labels, memory, pids, ports, "
+             "restart, start, sysctls, user, workdir")
 TOP_KEYS = "addressing, defaults, lans, links, name, nodes, placement, project, routing, ssh_keys, users"
 
 
@@ -100,7 +101,7 @@ CASES = [
      ["nodes.1: " + bad_name(1, "node")]),
     ("node-settings-not-a-mapping", exp(nodes={"a": "img"}, lans={}, links={}), HOSTS,
      ["nodes.a: must be a mapping, got a string"]),
-    ("node-unknown-key", node(ports=[22]), HOSTS, ["nodes.a.ports: unknown key; allowed keys: " + NODE_KEYS]),
+    ("node-unknown-key", node(volumes=[22]), HOSTS, ["nodes.a.volumes: unknown key; allowed keys: " + NODE_KEYS]),
     ("node-without-image", exp(nodes={"a": {"cpus": 1}}, lans={}, links={}), HOSTS,
      ["nodes.a.image: is required: name a Docker image (or set defaults.image)"]),
     ("node-empty-settings-no-default-image", exp(nodes={"a": None}, lans={}, links={}), HOSTS,
@@ -179,7 +180,7 @@ CASES = [
     ("member-mapping-without-node", lan0([{"ip": "10.9.1.1"}], "10.9.1.0/24"), HOSTS,
      ["lans.lan0.members[0].node: is required"]),
     ("member-mapping-unknown-key", lan0([{"node": "a", "mac": "02:00:00:00:00:01"}]), HOSTS,
-     ["lans.lan0.members[0].mac: unknown key; allowed keys: ip, node"]),
+     ["lans.lan0.members[0].mac: unknown key; allowed keys: bandwidth, delay, from_node, interface, ip, jitter, loss, node, queue, to_node"]),
     ("member-node-not-a-string", lan0([{"node": 3}]), HOSTS, ["lans.lan0.members[0].node: must be a node name"]),
     ("member-ip-invalid", lan0([{"node": "a", "ip": "10.9.1.x"}], "10.9.1.0/24"), HOSTS,
      ["lans.lan0.members[0].ip: invalid IPv4 address '10.9.1.x'"]),

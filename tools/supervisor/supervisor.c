@@ -15,7 +15,9 @@
  *     image's original CMD unless the node overrides it), as the original USER (name or
  *     uid[:gid], supplementary groups from /etc/group, HOME from /etc/passwd when the image
  *     does not set it), in the original WORKDIR (created when missing), with the container's
- *     environment (the augmented image keeps the original ENV);
+ *     environment (the augmented image keeps the original ENV); the node's own entrypoint,
+ *     user and workdir (/.testbed/node/app, written by the host) replace the originals, as
+ *     `docker run --entrypoint/--user/--workdir` would;
  *   - keeps the node up when the application exits, records its exit status and restarts it
  *     according to TESTBED_APP_RESTART=no|on-failure|always (default no);
  *   - reaps every zombie (it is PID 1; a child subreaper otherwise);
@@ -64,6 +66,7 @@
 #define STATUS_FILE RUN_DIR "/status"
 #define STATUS_TMP RUN_DIR "/.status.tmp"
 #define ORIGINAL_FILE TB_DIR "/original"
+#define APP_FILE TB_DIR "/node/app"   /* the node's overrides of the originals (entrypoint, user, workdir) */
 #define START_FILE TB_DIR "/node/start"
 #define SERVICES_DIR TB_DIR "/services"
 #define MAX_SERVICES 8
@@ -250,6 +253,7 @@ struct original {
     int stopsignal;
     char **service;   /* the level's services, by name under /.testbed/services */
     int n_service;
+    int drop_cmd;     /* the node replaced the ENTRYPOINT and gave no command: Docker drops the image's CMD */
 };
 
 static void unescape(char *s)
@@ -282,15 +286,15 @@ static void list_add(char ***list, int *n, const char *value)
     (*n)++;
 }
 
-static void read_original(struct original *o)
+/* Parse one file of the format above into o; a missing file is fine.  The node's overrides
+ * (APP_FILE, written by the host from the node's entrypoint/user/workdir) use the same format
+ * plus `entrypoint-set` (what follows replaces the ENTRYPOINT) and `drop-cmd 1`. */
+static void read_config(const char *path, struct original *o)
 {
-    memset(o, 0, sizeof(*o));
-    o->user = xstrdup("");
-    o->workdir = xstrdup("");
-    char *buf = read_file(ORIGINAL_FILE, NULL);
+    char *buf = read_file(path, NULL);
     if (!buf) {
         if (errno != ENOENT)
-            warnx("cannot read %s: %s", ORIGINAL_FILE, strerror(errno));
+            warnx("cannot read %s: %s", path, strerror(errno));
         return;
     }
     char *save = NULL;
@@ -305,6 +309,14 @@ static void read_original(struct original *o)
         unescape(value);
         if (strcmp(line, "entrypoint") == 0) {
             list_add(&o->entrypoint, &o->n_entrypoint, value);
+        } else if (strcmp(line, "entrypoint-set") == 0) {
+            for (int i = 0; i < o->n_entrypoint; i++)
+                free(o->entrypoint[i]);
+            free(o->entrypoint);
+            o->entrypoint = NULL;
+            o->n_entrypoint = 0;
+        } else if (strcmp(line, "drop-cmd") == 0) {
+            o->drop_cmd = atoi(value);
         } else if (strcmp(line, "cmd") == 0) {
             list_add(&o->cmd, &o->n_cmd, value);
         } else if (strcmp(line, "user") == 0) {
@@ -322,6 +334,15 @@ static void read_original(struct original *o)
         }
     }
     free(buf);
+}
+
+static void read_original(struct original *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->user = xstrdup("");
+    o->workdir = xstrdup("");
+    read_config(ORIGINAL_FILE, o);
+    read_config(APP_FILE, o);
 }
 
 /* ---- users and groups, resolved like runc (libcontainer/user GetExecUser) ------- */
@@ -1097,7 +1118,7 @@ int main(int argc, char **argv)
     app_argv = xmalloc(sizeof(char *) * (size_t)(orig.n_entrypoint + argc + 1));
     for (int i = 0; i < orig.n_entrypoint; i++)
         app_argv[app_argc++] = orig.entrypoint[i];
-    for (int i = 1; i < argc; i++)
+    for (int i = 1; i < argc && !orig.drop_cmd; i++)
         app_argv[app_argc++] = argv[i];
     app_argv[app_argc] = NULL;
 
