@@ -478,22 +478,27 @@ def controller_keys(ssh_dir="~/.ssh"):
     return keys
 
 
-def load_and_plan(path, hosts, record_dir=None, host_vars=None, registry_address=None):
-    """Read the experiment file at ``path`` and plan it, keeping the recorded earlier swap-in."""
+def load_and_plan(path, hosts, record_dir=None, host_vars=None, registry_address=None, fmt=None, import_options=None):
+    """Read the experiment file at ``path`` (ours, or an NS file, containerlab topology or compose
+    project: importers.load converts them) and plan it, keeping the recorded earlier swap-in.
+    Returns (plan, notes): the importer's notes (warnings, renames) for the caller to show."""
     import yaml  # imported here so the pure planner does not need PyYAML
-    from ansible_collections.testbed.containers.plugins.module_utils import report
+    from ansible_collections.testbed.containers.plugins.module_utils import importers, report
 
     try:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
+        _fmt, doc, notes = importers.load(path, fmt, import_options)
     except (IOError, OSError) as exc:
         raise model.ExperimentError(["cannot read the experiment file %s: %s" % (path, exc)])
     except yaml.YAMLError as exc:
         raise model.ExperimentError(["%s is not valid YAML: %s" % (path, exc)])
+    except importers.ImportFailed as exc:
+        raise model.ExperimentError([str(n) for n in exc.notes if n.level == "error"] or [str(exc)])
+    except ValueError as exc:
+        raise model.ExperimentError([str(exc)])
     previous = None
     if record_dir and isinstance(doc, dict):
         project, name = doc.get("project", "default"), doc.get("name")
         if isinstance(project, str) and isinstance(name, str):
             record = report.read_record(record_dir, project, name)
             previous = record.get("plan") if record else None
-    return make_plan(doc, hosts, previous, controller_keys(), host_vars, controller_user(), registry_address)
+    return make_plan(doc, hosts, previous, controller_keys(), host_vars, controller_user(), registry_address), notes

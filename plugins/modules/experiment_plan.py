@@ -20,11 +20,26 @@ description:
   - "Every validation error names the field path, for example C(lans.lan0.members[2]: unknown node 'srv')."
   - When a record of an earlier swap-in exists under O(record_dir), the plan keeps that
     swap-in's placement, interface numbers, subnets and addresses for what did not change.
+  - The file may also be an Emulab/DETER NS file, a containerlab topology or a docker-compose
+    project (see O(format)); it is converted by the same code as M(testbed.containers.experiment_import)
+    and every construct not carried over as written is shown as a warning.
 options:
   path:
-    description: Path of the experiment file (YAML).
+    description: Path of the experiment file (ours, or NS, containerlab or compose).
     type: path
     required: true
+  format:
+    description:
+      - The file's format. Default from its name (C(*.ns), C(*.tcl) NS; C(*.clab.yml) containerlab;
+        C(compose.yml), C(docker-compose.yml) compose; anything else ours).
+    type: str
+    choices: [native, ns, clab, compose]
+  import_options:
+    description:
+      - Options of the importers (docs/importing.md) C(name), C(project), C(default_image), C(os_images),
+        C(kind_images), C(strict), C(max_nodes), C(max_steps).
+    type: dict
+    default: {}
   hosts:
     description: Inventory names of the physical hosts, in order.
     type: list
@@ -90,6 +105,11 @@ name:
   description: The experiment's name.
   returned: success
   type: str
+import_notes:
+  description: What the importer reported (level, file, line, message) for a file that is not ours.
+  returned: success
+  type: list
+  elements: dict
 errors:
   description: Every validation error, one per item, each starting with the field path.
   returned: failure
@@ -111,15 +131,22 @@ def main():
             record_dir=dict(type="path", default="~/.testbed/experiments"),
             host_vars=dict(type="dict", default={}),
             registry_address=dict(type="str"),
+            format=dict(type="str", choices=["native", "ns", "clab", "compose"]),
+            import_options=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
     try:
-        plan = load_and_plan(module.params["path"], module.params["hosts"], module.params["record_dir"],
-                             module.params["host_vars"], module.params["registry_address"])
+        plan, notes = load_and_plan(module.params["path"], module.params["hosts"], module.params["record_dir"],
+                                    module.params["host_vars"], module.params["registry_address"], module.params["format"],
+                                    module.params["import_options"])
     except ExperimentError as exc:
         module.fail_json(msg="invalid experiment %s:\n%s" % (module.params["path"], exc), errors=exc.errors)
-    module.exit_json(changed=False, plan=plan, project=plan["project"], name=plan["name"])
+    for note in notes:
+        if note.level == "warning":
+            module.warn(str(note))
+    module.exit_json(changed=False, plan=plan, project=plan["project"], name=plan["name"],
+                     import_notes=[n.as_dict() for n in notes])
 
 
 if __name__ == "__main__":
