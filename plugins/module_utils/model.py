@@ -310,8 +310,8 @@ def _check_run_keys(errors, path, spec, node):
     if entrypoint is not None:
         if isinstance(entrypoint, str):
             entrypoint = [entrypoint] if entrypoint.strip() else []
-        if not isinstance(entrypoint, list) or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool)
-                                                        for a in entrypoint):
+        if not isinstance(entrypoint, list) or \
+                not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in entrypoint):
             errors.add(_join(path, "entrypoint"), "must be a string or a list of strings (an empty list clears the "
                        "image's ENTRYPOINT)")
             entrypoint = None

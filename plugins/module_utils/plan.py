@@ -482,15 +482,12 @@ def load_and_plan(path, hosts, record_dir=None, host_vars=None, registry_address
     """Read the experiment file at ``path`` (ours, or an NS file, containerlab topology or compose
     project: importers.load converts them) and plan it, keeping the recorded earlier swap-in.
     Returns (plan, notes): the importer's notes (warnings, renames) for the caller to show."""
-    import yaml  # imported here so the pure planner does not need PyYAML
     from ansible_collections.testbed.containers.plugins.module_utils import importers, report
 
     try:
         _fmt, doc, notes = importers.load(path, fmt, import_options)
     except (IOError, OSError) as exc:
         raise model.ExperimentError(["cannot read the experiment file %s: %s" % (path, exc)])
-    except yaml.YAMLError as exc:
-        raise model.ExperimentError(["%s is not valid YAML: %s" % (path, exc)])
     except importers.ImportFailed as exc:
         raise model.ExperimentError([str(n) for n in exc.notes if n.level == "error"] or [str(exc)])
     except ValueError as exc:

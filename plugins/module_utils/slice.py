@@ -508,10 +508,10 @@ class Slice:
             if not os.path.exists(bind["source"]):
                 raise SliceError("bind source %s does not exist on host %s: create it there, or change the node's "
                                  "binds" % (bind["source"], self.host))
-            if defaults.host_only(os.path.realpath(bind["source"])):
+            real = os.path.realpath(bind["source"])
+            if defaults.host_only(real):
                 raise SliceError("bind source %s leads to %s on host %s, which is the host's own: a node may bind "
-                                 "only its experiment's files" % (bind["source"], os.path.realpath(bind["source"]),
-                                                                   self.host))
+                                 "only its experiment's files" % (bind["source"], real, self.host))
         if node["augment"] != "none":
             node_dir = os.path.join(self.paths.node_dir(node_name), "testbed")
             if augment.write_start_command(node_dir, node.get("start"), self.dry_run):

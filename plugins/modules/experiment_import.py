@@ -79,7 +79,7 @@ notes:
   type: list
   elements: dict
 messages:
-  description: The notes as lines C(FILE:LINE: LEVEL: MESSAGE).
+  description: "The notes as lines C(FILE:LINE: LEVEL: MESSAGE)."
   returned: success
   type: list
   elements: str
@@ -93,7 +93,6 @@ name:
   type: str
 """
 
-import yaml
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.testbed.containers.plugins.module_utils import files, importers
@@ -117,8 +116,6 @@ def main():
         module.fail_json(msg="cannot convert %s:\n%s" % (path, exc), notes=[n.as_dict() for n in exc.notes])
     except (IOError, OSError, ValueError) as exc:
         module.fail_json(msg="cannot convert %s: %s" % (path, exc), notes=[])
-    except yaml.YAMLError as exc:  # a file in our format
-        module.fail_json(msg="cannot read %s: %s" % (path, exc), notes=[])
     ident = importers.identity(doc)
     if ident is None:
         module.fail_json(msg="%s: name: is missing or not a string; name the experiment" % path, notes=[])

@@ -6,8 +6,8 @@ from ansible_collections.testbed.containers.plugins.module_utils import augment,
 
 
 def doc(node=None, lan=None, **extra):
-    d = {"name": "x", "nodes": {"a": dict({"image": "busybox"}, **(node or {})), "b": {"image": "busybox"},
-                                 "c": {"image": "busybox"}}}
+    nodes = {"a": dict({"image": "busybox"}, **(node or {})), "b": {"image": "busybox"}, "c": {"image": "busybox"}}
+    d = {"name": "x", "nodes": nodes}
     if lan is not None:
         d["lans"] = {"lan0": lan}
     d.update(extra)

@@ -50,7 +50,8 @@ class Note:
     ``line`` (1-based, None when it is about the whole file), and the ``message``."""
 
     def __init__(self, level, file, line, message):
-        assert level in LEVELS, level
+        if level not in LEVELS:
+            raise ValueError("note level must be one of %s, got %r" % (", ".join(LEVELS), level))
         self.level, self.file, self.line, self.message = level, file, line, message
 
     def __str__(self):
@@ -220,7 +221,13 @@ def load(path, fmt=None, options=None, text=None):
             text = f.read()
     if fmt == "native":
         import yaml
-        return fmt, yaml.safe_load(text), []
+        try:
+            return fmt, yaml.safe_load(text), []
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            raise ImportFailed([Note("error", path, mark.line + 1 if mark else None, "not valid YAML: %s" % (exc.problem or exc))])
+        except yaml.YAMLError as exc:
+            raise ImportFailed([Note("error", path, None, "not valid YAML: %s" % exc)])
     if fmt == "ns":
         from ansible_collections.testbed.containers.plugins.module_utils.importers import ns as importer
     elif fmt == "clab":
