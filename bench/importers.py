@@ -80,7 +80,7 @@ def compose_source(nodes, group=50):
 
 def best(fn, repeat):
     times, result = [], None
-    for _ in range(repeat):
+    for _attempt in range(repeat):
         start = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - start)
@@ -94,8 +94,8 @@ def main():
     args = parser.parse_args()
     sizes = [int(n) for n in args.nodes.split(",")]
     hosts = ["h%d" % i for i in range(1, 26)]
-    print("%-8s %6s %10s %12s %10s %10s %12s" % ("format", "nodes", "convert s", "ms/node", "validate s", "plan s",
-                                                  "notes"))
+    header = ("format", "nodes", "convert s", "ms/node", "validate s", "plan s", "notes")
+    print("%-8s %6s %10s %12s %10s %10s %12s" % header)
     tmp = tempfile.mkdtemp(prefix="bench-importers-")
     for fmt, source, filename in (("ns", ns_source, "big.ns"), ("clab", clab_source, "big.clab.yml"),
                                   ("compose", compose_source, "compose.yml")):
@@ -109,8 +109,8 @@ def main():
             got = len(doc["nodes"])
             valid, _exp = best(lambda: model.validate(doc), 1)
             planned, _plan = best(lambda: plan.make_plan(doc, hosts), 1)
-            print("%-8s %6d %10.3f %12.3f %10.3f %10.3f %12d" % (fmt, got, took, 1000.0 * took / got, valid, planned,
-                                                                  len(notes)))
+            row = (fmt, got, took, 1000.0 * took / got, valid, planned, len(notes))
+            print("%-8s %6d %10.3f %12.3f %10.3f %10.3f %12d" % row)
             sys.stdout.flush()
     goal = [s for s in sizes if s >= 5000]
     if goal:

@@ -137,9 +137,12 @@ def node_name(raw):
 class Renamer:
     """Maps source names to unique names of ours, reporting every name that changed."""
 
+    ARRAY_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)\Z")
+
     def __init__(self, notes, what):
         self.notes, self.what = notes, what
         self.mapping, self.used = {}, set()
+        self.arrays = set()  # Tcl arrays whose elements were renamed by the rule, noted once
 
     def __call__(self, raw, line=None):
         if raw in self.mapping:
@@ -153,7 +156,14 @@ class Renamer:
             suffix = "-%d" % k
             name = base[:31 - len(suffix)] + suffix
             k += 1
-        if name != raw:
+        array = self.ARRAY_RE.match(str(raw))
+        if name != raw and array and name == node_name(raw) and name == node_name(array.group(1) + "-" + array.group(2)):
+            # b(1), b(2), ... one note for the whole array: the rule is the same for each element
+            if array.group(1) not in self.arrays:
+                self.arrays.add(array.group(1))
+                self.notes.info(line, "%s %r is named %r here, and so is every element of the array %s: %s(I) is %s-I"
+                                % (self.what, raw, name, array.group(1), array.group(1), node_name(array.group(1))))
+        elif name != raw:
             self.notes.info(line, "%s %r is named %r here" % (self.what, raw, name))
         self.mapping[raw] = name
         self.used.add(name)
@@ -172,14 +182,20 @@ def experiment_name(path, given=None):
     return node_name(base) or "imported"
 
 
+def yaml_loader():
+    """PyYAML's safe loader, the libyaml one when PyYAML has it (ten times faster on big files)."""
+    import yaml
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def yaml_with_lines(text, path, notes):
     """Parse YAML ``text``; returns (data, line_of) where ``line_of(keys)`` is the 1-based line of
     the value at the key path ``keys`` (a tuple of mapping keys and list indexes), or of the
     deepest part of it that exists; a syntax error is an error note with its line (and data None)."""
     import yaml
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml_loader())
+        data = yaml.load(text, Loader=yaml_loader())  # nosec: a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         notes.error(mark.line + 1 if mark else None, "not valid YAML: %s" % (exc.problem or exc))
@@ -222,7 +238,7 @@ def load(path, fmt=None, options=None, text=None):
     if fmt == "native":
         import yaml
         try:
-            return fmt, yaml.safe_load(text), []
+            return fmt, yaml.load(text, Loader=yaml_loader()), []  # nosec: a safe loader
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             raise ImportFailed([Note("error", path, mark.line + 1 if mark else None, "not valid YAML: %s" % (exc.problem or exc))])

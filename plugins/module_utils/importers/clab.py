@@ -149,6 +149,8 @@ class _Clab:
         self.node_names = importers.Renamer(notes, "node")
         self.lan_names = importers.Renamer(notes, "bridge")
         self.kind_images = dict(options.get("kind_images") or {})
+        self.links = []
+        self.endpoints_index, self.endpoints_count = None, -1
 
     def line(self, *keys):
         return self.lines.key(keys)
@@ -835,7 +837,14 @@ class _Clab:
                     seen[key] = ep.line
 
     def endpoints_of(self, raw):
-        return [ep for link in self.links for ep in link.endpoints if ep.node == raw]
+        """The endpoints of node ``raw``, in link order (an index built once: big labs have thousands)."""
+        if self.endpoints_index is None or self.endpoints_count != len(self.links):
+            self.endpoints_index = {}
+            for link in self.links:
+                for ep in link.endpoints:
+                    self.endpoints_index.setdefault(ep.node, []).append(ep)
+            self.endpoints_count = len(self.links)
+        return list(self.endpoints_index.get(raw, ()))
 
     # -- LANs and links ---------------------------------------------------------------------------
 
@@ -931,11 +940,11 @@ class _Clab:
                     subnet, first = iface.network, ep
                 elif iface.network != subnet:
                     notes.error(line, "%s: %s:%s has %s, in another subnet than %s:%s's %s (line %s): the endpoints of "
-                                "one link share a subnet here" % (what, ep.node, ep.iface, iface, first.node,
-                                                                 first.iface, first.address[0], first.address[1]))
+                                "one link share a subnet here"
+                                % (what, ep.node, ep.iface, iface, first.node, first.iface, first.address[0], first.address[1]))
                 if iface.ip in used:
-                    notes.error(line, "%s: address %s of %s:%s is also %s's" % (what, iface.ip, ep.node, ep.iface,
-                                                                               used[iface.ip]))
+                    notes.error(line, "%s: address %s of %s:%s is also %s's"
+                                % (what, iface.ip, ep.node, ep.iface, used[iface.ip]))
                 used[iface.ip] = "%s:%s" % (ep.node, ep.iface)
                 member["ip"] = str(iface.ip)
             members.append(member)

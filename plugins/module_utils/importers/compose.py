@@ -65,7 +65,7 @@ class Lines:
         self._yaml = yaml
         self.lines, self.raws, self.duplicates = {}, {}, []
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = yaml.compose(text, Loader=importers.yaml_loader())
         except yaml.YAMLError:
             root = None
         if root is not None:
