@@ -231,16 +231,28 @@ def allocate_subnets(errors, exp, previous, reserved=()):
     subnets = dict((n, lan["subnet"]) for n, lan in exp["lans"].items() if lan["subnet"] is not None)
     taken = list(subnets.values()) + [net for net, _what in reserved if net.version == 4]
 
+    # taken ranges: the /prefixlen blocks they touch (a set), and the few wider than a block
+    blocked, wide = set(), []
+
+    def take(net):
+        if net.prefixlen >= prefixlen:
+            blocked.add(net.supernet(new_prefix=prefixlen) if net.prefixlen > prefixlen else net)
+        else:
+            wide.append(net)
+
+    for net in taken:
+        take(net)
+
     def free(candidate):
-        return candidate.subnet_of(pool) and candidate.prefixlen == prefixlen and \
-            not any(candidate.overlaps(t) for t in taken)
+        return candidate.subnet_of(pool) and candidate.prefixlen == prefixlen and candidate not in blocked \
+            and not any(candidate.overlaps(t) for t in wide)
 
     auto = [n for n, lan in exp["lans"].items() if lan["subnet"] is None]
     for lan_name in auto:
         old = previous["lans"].get(lan_name, {}).get("subnet")
         if old and free(ipaddress.ip_network(old)):
             subnets[lan_name] = ipaddress.ip_network(old)
-            taken.append(subnets[lan_name])
+            take(subnets[lan_name])
     candidates = pool.subnets(new_prefix=prefixlen)
     for lan_name in auto:
         if lan_name in subnets:
@@ -248,7 +260,7 @@ def allocate_subnets(errors, exp, previous, reserved=()):
         for candidate in candidates:
             if free(candidate):
                 subnets[lan_name] = candidate
-                taken.append(candidate)
+                take(candidate)
                 break
         else:
             inside = [what for net, what in reserved if net.version == 4 and net.overlaps(pool)]
@@ -345,7 +357,11 @@ def compute_routes(plan):
     dev = dict(((n, i["lan"]), i["ifname"]) for n, node in nodes.items() for i in node["interfaces"])
     # the forwarding members of each LAN, once: a LAN of 5,000 hosts has few routers
     routers = dict((lan, [m for m in spec["members"] if nodes[m]["forwarding"]]) for lan, spec in lans.items())
+    stubs = stub_routes(nodes, lans, routers, addr, dev)
     for src, node in nodes.items():
+        if src in stubs:
+            node["routes"] = stubs[src]
+            continue
         mine = [i["lan"] for i in node["interfaces"]]
         # first_hop[lan] = (router, lan of src through which the router is reached)
         first_hop = dict((lan, None) for lan in mine)
@@ -370,6 +386,60 @@ def compute_routes(plan):
             routes.append({"dest": lans[lan]["subnet"], "via": addr[(router, via_lan)],
                            "dev": dev[(src, via_lan)], "lan": lan})
         node["routes"] = routes
+
+
+# A node that reaches every other LAN through one router gets the collapsed set of their subnets
+# (ipaddress.collapse_addresses: exactly the same addresses, fewer routes) once it would need more
+# routes than this; below it, one route per LAN as before.
+AGGREGATE_ABOVE = 64
+
+
+def stub_routes(nodes, lans, routers, addr, dev):
+    """Routes of the nodes that do not forward and have exactly one router on their LANs, when
+    they would need more than AGGREGATE_ABOVE of them: node -> routes.  Without this, 5,000
+    hosts on links to 100 routers need 5,000 routes each (25 million in the plan); with it, a
+    handful each.  Which LANs a router reaches: the LANs joined through forwarding nodes
+    (union-find, once), so no search per node."""
+    parent = dict((lan, lan) for lan in lans)
+
+    def find(lan):
+        while parent[lan] != lan:
+            parent[lan] = parent[parent[lan]]
+            lan = parent[lan]
+        return lan
+
+    for node in nodes.values():
+        if node["forwarding"] and node["interfaces"]:
+            first = find(node["interfaces"][0]["lan"])
+            for iface in node["interfaces"][1:]:
+                other = find(iface["lan"])
+                if other != first:
+                    parent[other] = first
+    members = {}
+    for lan in lans:
+        members.setdefault(find(lan), []).append(lan)
+    collapsed = {}
+    result = {}
+    for src, node in nodes.items():
+        if node["forwarding"]:
+            continue
+        mine = [i["lan"] for i in node["interfaces"]]
+        gateways = unique([(r, lan) for lan in mine for r in routers[lan] if r != src])
+        if len(gateways) != 1:
+            continue
+        router, via_lan = gateways[0]
+        root = find(via_lan)
+        if len(members[root]) - len(mine) <= AGGREGATE_ABOVE:
+            continue
+        if root not in collapsed:
+            nets = [ipaddress.ip_network(lans[lan]["subnet"]) for lan in members[root]]
+            collapsed[root] = [str(n) for n in ipaddress.collapse_addresses(nets)]
+        # the node's own subnets may be in the set: merged into a wider one, the connected route is
+        # more specific; standing alone, it would repeat the connected route (the kernel refuses it)
+        own = set(lans[lan]["subnet"] for lan in mine)
+        result[src] = [{"dest": dest, "via": addr[(router, via_lan)], "dev": dev[(src, via_lan)], "lan": None}
+                       for dest in collapsed[root] if dest not in own]
+    return result
 
 
 VXLAN_MTU = 1450
