@@ -88,6 +88,35 @@ def dead(record):
             for n in record["nodes"] if n.get("state") == "dead"]
 
 
+def status_document(record):
+    """The record for automation (status.yml -e format=json): one object per node with its host,
+    container, state (and why it is dead), start command state and exit code, control address,
+    ssh command, and interfaces with addresses, the host-side interface (to capture on:
+    ``capture_command``) and shaping per direction."""
+    plan = record.get("plan") or {}
+    nodes = []
+    for node in record["nodes"]:
+        planned = plan.get("nodes", {}).get(node["node"], {})
+        host = node.get("host") or planned.get("host")
+        interfaces = []
+        for iface in planned.get("interfaces", []):
+            interfaces.append({
+                "ifname": iface["ifname"], "lan": iface["lan"], "address": iface["address"],
+                "prefixlen": iface["prefixlen"], "mac": iface["mac"], "host_interface": iface["veth"],
+                "to_node": iface.get("to_node"), "from_node": iface.get("from_node"),
+                "capture_command": "ssh %s tcpdump -U -w - -i %s" % (host, iface["veth"]),
+            })
+        nodes.append({
+            "node": node["node"], "host": host, "container": node.get("container"), "state": node.get("state"),
+            "reason": node.get("reason"), "start": node.get("start"), "start_exit": node.get("start_exit"),
+            "control_address": node.get("control_address"), "ssh": node.get("ssh"), "interfaces": interfaces,
+        })
+    counts = {}
+    for node in nodes:
+        counts[node["state"]] = counts.get(node["state"], 0) + 1
+    return {"project": record["project"], "name": record["name"], "counts": counts, "nodes": nodes}
+
+
 def table(record):
     """Lines of a fixed-width table, one node a line."""
     rows = []

@@ -74,6 +74,13 @@ dead:
   returned: when state=present
   type: list
   elements: str
+status:
+  description:
+    - For automation, one object per node (node, host, container, state, reason, start, start_exit,
+      control_address, ssh, interfaces with ifname, lan, address, prefixlen, mac, host_interface,
+      to_node, from_node, capture_command) and the count of nodes per state.
+  returned: when state=present
+  type: dict
 path:
   description: Where the record is kept.
   returned: always
@@ -113,7 +120,8 @@ def main():
         report.write_record(params["record_dir"], record)
     # what the nodes are doing (state, start command) is news, not a change of the experiment
     changed = bool(differs) and report.stable(record) != report.stable(old)
-    module.exit_json(changed=changed, record=record, table=report.table(record), dead=report.dead(record), path=path)
+    module.exit_json(changed=changed, record=record, table=report.table(record), dead=report.dead(record), path=path,
+                     status=report.status_document(record))
 
 
 if __name__ == "__main__":

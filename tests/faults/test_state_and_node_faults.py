@@ -103,7 +103,14 @@ def test_a_node_that_cannot_start_is_reported_dead_with_the_engines_reason(playb
         nodes = dict((n["node"], n) for n in record["nodes"])
         assert nodes["n0"]["state"] == "booted"
         assert nodes["n1"]["state"] == "dead" and "/no/such/program" in nodes["n1"]["reason"], nodes["n1"]
-        status = playbooks.run("status", path)
+        # status fails on a dead node (automation notices), unless told to only report
+        status = playbooks.run("status", path, check=False, extra=["-e", "status_file=%s" % playbooks.tmpdir + "/st.json"])
+        assert status.returncode != 0 and "/no/such/program" in status.stdout
+        with open(playbooks.tmpdir + "/st.json") as f:
+            document = json.load(f)
+        assert document["counts"] == {"booted": 1, "dead": 1} or document["counts"].get("dead") == 1, document
+        assert [n["node"] for n in document["nodes"] if n["state"] == "dead"] == ["n1"]
+        status = playbooks.run("status", path, extra=["-e", "fail_on_dead=false"])
         assert status.returncode == 0 and "/no/such/program" in status.stdout
     finally:
         playbooks.teardown(path)

@@ -77,6 +77,19 @@ def test_node_settings_reach_the_container(playbooks, tmp_path):
         # a second run changes nothing
         again = playbooks.swap_in(path)
         assert "recreate node" not in again.stdout
+        # the status document, for automation: every node, its interfaces and where to capture them
+        out = os.path.join(str(tmp_path), "status.json")
+        shown = playbooks.run("status", path, extra=["-e", "format=json", "-e", "status_file=%s" % out]).stdout
+        assert '"capture_command": "ssh localhost tcpdump -U -w - -i ' in shown and "NODE  " not in shown
+        with open(out) as f:
+            document = json.load(f)
+        assert document["counts"] == {"booted": 2}, document
+        nodes = dict((n["node"], n) for n in document["nodes"])
+        assert sorted(nodes) == ["aug", "plain"]
+        lan_a = nodes["plain"]["interfaces"][0]
+        assert (lan_a["ifname"], lan_a["address"], lan_a["prefixlen"]) == ("lan-a", "10.9.7.1", 24)
+        assert lan_a["host_interface"] in sh("ip", "-o", "link").stdout
+        assert nodes["aug"]["control_address"] and nodes["aug"]["ssh"].startswith("ssh ")
     finally:
         playbooks.teardown(path)
     assert not container_ids(PROJECT, "settings")

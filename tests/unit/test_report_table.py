@@ -17,3 +17,20 @@ def test_ssh_column_shows_a_stopped_sshd_and_nothing_when_it_runs():
 
 def test_sshd_state_is_volatile_so_the_record_does_not_change_with_it():
     assert report.stable(record(sshd="running")) == report.stable(record(sshd="exited:1"))
+
+
+def test_status_document_has_every_node_with_its_interfaces_and_capture_command():
+    from ansible_collections.testbed.containers.plugins.module_utils import plan
+    p = plan.make_plan({"name": "e", "project": "p", "nodes": {"a": {"image": "busybox"}, "b": {"image": "busybox"}},
+                        "links": {"l": {"endpoints": ["a", "b"], "bandwidth": "10mbit"}}}, ["h"])
+    statuses = [[{"node": "a", "host": "h", "state": "booted", "container": "tb_p_e_a", "start": "none",
+                  "control_address": "172.30.0.2", "ssh": "ssh -p 30000 root@h"},
+                 {"node": "b", "host": "h", "state": "dead", "container": "tb_p_e_b", "reason": "exit 127"}]]
+    document = report.status_document(report.merge(p, statuses))
+    assert (document["project"], document["name"], document["counts"]) == ("p", "e", {"booted": 1, "dead": 1})
+    a, b = document["nodes"]
+    assert a["node"] == "a" and a["control_address"] == "172.30.0.2" and b["reason"] == "exit 127"
+    iface = b["interfaces"][0]
+    assert iface["ifname"] == "eth1" and iface["lan"] == "l" and iface["host_interface"] == p["nodes"]["b"]["interfaces"][0]["veth"]
+    assert iface["capture_command"] == "ssh h tcpdump -U -w - -i %s" % iface["host_interface"]
+    assert iface["to_node"]["rate_bps"] == 10000000  # a->b is shaped on b's end
