@@ -34,3 +34,28 @@ def test_status_document_has_every_node_with_its_interfaces_and_capture_command(
     assert iface["ifname"] == "eth1" and iface["lan"] == "l" and iface["host_interface"] == p["nodes"]["b"]["interfaces"][0]["veth"]
     assert iface["capture_command"] == "ssh h tcpdump -U -w - -i %s" % iface["host_interface"]
     assert iface["to_node"]["rate_bps"] == 10000000  # a->b is shaped on b's end
+
+
+def test_capture_locates_attachments_and_counts_pcap_packets(tmp_path):
+    import struct
+
+    import pytest
+    from ansible_collections.testbed.containers.plugins.module_utils import capture, plan
+    p = plan.make_plan({"name": "e", "project": "p", "nodes": {"a": {"image": "busybox"}, "b": {"image": "busybox"}},
+                        "lans": {"lan0": {"members": ["a", "b"]}}}, ["h"])
+    assert capture.locate(p, "a", "lan0") == ("h", p["nodes"]["a"]["interfaces"][0]["veth"])
+    assert capture.locate(p, "all", "lan0") == ("h", p["lans"]["lan0"]["bridge"])
+    with pytest.raises(capture.CaptureError) as exc:
+        capture.locate(p, "c", "lan0")
+    assert str(exc.value) == "node: p/e has no node 'c' (its nodes: a, b, or all for the whole LAN)"
+    with pytest.raises(capture.CaptureError) as exc:
+        capture.locate(p, "a", "lan9")
+    assert str(exc.value) == "lan: p/e has no LAN or link 'lan9' (its LANs and links: lan0)"
+    pcap = tmp_path / "x.pcap"
+    body = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    for size in (60, 98, 42):
+        body += struct.pack("<IIII", 1, 2, size, size) + b"\0" * size
+    pcap.write_bytes(body)
+    assert capture.count_packets(str(pcap)) == 3
+    assert capture.tcpdump_args("tbv", "/tmp/x", 5, "icmp") == [capture.TCPDUMP, "-i", "tbv", "-U", "-n", "-w", "/tmp/x",
+                                                                "-c", "5", "icmp"]
