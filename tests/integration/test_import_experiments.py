@@ -130,7 +130,7 @@ def test_convert_playbook_and_command_write_our_format(tmp_path):
     dest = str(tmp_path / "routed.yml")
     proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/convert.yml", "-e", "source=%s" % source,
                            "-e", "dest=%s" % dest, "-e", OPTIONS],
-                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout
     assert "experiment imptest/routed, 4 nodes, 1 LANs, 2 links" in proc.stdout, proc.stdout
     with open(dest) as f:
@@ -141,7 +141,7 @@ def test_convert_playbook_and_command_write_our_format(tmp_path):
     # the command prints the same document
     out = subprocess.run([os.path.join(ROOT, "tools", "testbed-convert"), source, "--project", "imptest",
                           "--os-image", "UBUNTU22-64-STD=testbed/debian:bookworm"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert yaml.safe_load(out.stdout) == doc
     assert "routed.ns:17: info: LAN lan0: members without tb-set-ip get addresses" in out.stderr
@@ -149,6 +149,6 @@ def test_convert_playbook_and_command_write_our_format(tmp_path):
     lab = tmp_path / "lab.clab.yml"
     lab.write_text("name: lab\ntopology:\n  nodes:\n    a: {kind: linux, image: busybox, startup-config: a.cfg}\n")
     out = subprocess.run([os.path.join(ROOT, "tools", "testbed-convert"), "--strict", str(lab)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60, check=False)
     assert out.returncode == 1 and out.stdout == ""
     assert "lab.clab.yml:4: error: " in out.stderr and "strict" in out.stderr
