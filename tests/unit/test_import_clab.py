@@ -14,73 +14,17 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import textwrap
 
 import pytest
 
 from ansible_collections.testbed.containers.plugins.module_utils import importers, model
 from ansible_collections.testbed.containers.plugins.module_utils.importers import clab
 
-SOURCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "import_sources", "clab")
-NEW_NODE_KEYS = ("entrypoint", "user", "workdir", "binds", "cap_add", "sysctls", "labels", "ports")
-NEW_MODEL = set(NEW_NODE_KEYS) <= set(model.NODE_KEYS) and "interface" in getattr(model, "MEMBER_KEYS", ())
-needs_new_model = pytest.mark.skipif(not NEW_MODEL, reason="model.py does not have the new node and member keys yet")
+from .import_helpers import Sources, levels, line_of, needs_new_model, only
 
-
-def fixture(name):
-    path = os.path.join(SOURCES, name)
-    with open(path) as f:
-        return path, f.read()
-
-
-def convert_file(name, options=None):
-    path, text = fixture(name)
-    doc, notes = clab.convert(text, path, options or {})
-    return text, doc, notes
-
-
-def failing_file(name, options=None):
-    path, text = fixture(name)
-    with pytest.raises(importers.ImportFailed) as exc:
-        clab.convert(text, path, options or {})
-    return text, exc.value.notes
-
-
-def write(tmp_path, text, name="lab.clab.yml"):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return str(path), path.read_text()
-
-
-def convert_text(tmp_path, text, options=None):
-    path, text = write(tmp_path, text)
-    doc, notes = clab.convert(text, path, options or {})
-    return text, doc, notes
-
-
-def failing_text(tmp_path, text, options=None):
-    path, text = write(tmp_path, text)
-    with pytest.raises(importers.ImportFailed) as exc:
-        clab.convert(text, path, options or {})
-    return text, exc.value.notes
-
-
-def line_of(text, needle, nth=1):
-    """The 1-based line of the nth line of ``text`` containing ``needle``."""
-    found = [i for i, line in enumerate(text.split("\n"), 1) if needle in line]
-    assert len(found) >= nth, "%r is not in the source" % needle
-    return found[nth - 1]
-
-
-def only(notes, level, fragment):
-    """The one note of ``level`` whose message contains ``fragment``."""
-    found = [n for n in notes if n.level == level and fragment in n.message]
-    assert len(found) == 1, "%s %r: %r" % (level, fragment, [str(n) for n in notes])
-    return found[0]
-
-
-def levels(notes, level):
-    return [n for n in notes if n.level == level]
+SOURCES = Sources(clab, "clab", "lab.clab.yml")
+fixture, convert_file, failing_file = SOURCES.fixture, SOURCES.convert_file, SOURCES.failing_file
+write, convert_text, failing_text = SOURCES.write, SOURCES.convert_text, SOURCES.failing_text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,8 +69,8 @@ def test_inheritance_binds_same_target_keeps_most_specific_and_resolves_relative
     _text, doc, _notes = convert_file("inheritance.clab.yml")
     # /shared is bound by defaults and by the kind: the kind's wins; containerlab sorts binds
     assert doc["nodes"]["h1"]["binds"] == [
-        os.path.join(SOURCES, "defaults-only") + ":/d:ro",
-        os.path.join(SOURCES, "shared-kind") + ":/shared",
+        os.path.join(SOURCES.dir, "defaults-only") + ":/d:ro",
+        os.path.join(SOURCES.dir, "shared-kind") + ":/shared",
     ]
 
 
@@ -716,10 +660,10 @@ def test_renamed_nodes_keep_their_links(tmp_path):
 
 
 def test_loads_through_importers_load_and_strict():
-    fmt, doc, notes = importers.load(os.path.join(SOURCES, "bridge.clab.yml"))
+    fmt, doc, notes = importers.load(os.path.join(SOURCES.dir, "bridge.clab.yml"))
     assert fmt == "clab" and doc["name"] == "lan-lab"
     assert notes and all(n.level == "info" for n in notes)
-    vendor = os.path.join(SOURCES, "vendor.clab.yml")
+    vendor = os.path.join(SOURCES.dir, "vendor.clab.yml")
     options = {"kind_images": {"nokia_srlinux": "frrouting/frr:v8.4.1", "arista_ceos": "frrouting/frr:v8.4.1"}}
     _fmt, _doc, notes = importers.load(vendor, options=options)
     assert [n.level for n in notes].count("warning") == 1

@@ -22,66 +22,11 @@ import pytest
 from ansible_collections.testbed.containers.plugins.module_utils import importers, model
 from ansible_collections.testbed.containers.plugins.module_utils.importers import compose
 
-SOURCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "import_sources", "compose")
-NEW_NODE_KEYS = ("entrypoint", "user", "workdir", "binds", "cap_add", "sysctls", "labels", "ports")
-NEW_MODEL = set(NEW_NODE_KEYS) <= set(model.NODE_KEYS) and "interface" in getattr(model, "MEMBER_KEYS", ())
-needs_new_model = pytest.mark.skipif(not NEW_MODEL, reason="model.py does not have the new node and member keys yet")
+from .import_helpers import NEW_NODE_KEYS, Sources, levels, line_of, needs_new_model, only
 
-
-def fixture(name):
-    path = os.path.join(SOURCES, name)
-    with open(path) as f:
-        return path, f.read()
-
-
-def convert_file(name, options=None):
-    path, text = fixture(name)
-    doc, notes = compose.convert(text, path, options or {})
-    return text, doc, notes
-
-
-def failing_file(name, options=None):
-    path, text = fixture(name)
-    with pytest.raises(importers.ImportFailed) as exc:
-        compose.convert(text, path, options or {})
-    return text, exc.value.notes
-
-
-def write(tmp_path, text, name="compose.yaml"):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return str(path), path.read_text()
-
-
-def convert_text(tmp_path, text, options=None):
-    path, text = write(tmp_path, text)
-    doc, notes = compose.convert(text, path, options or {})
-    return text, doc, notes
-
-
-def failing_text(tmp_path, text, options=None):
-    path, text = write(tmp_path, text)
-    with pytest.raises(importers.ImportFailed) as exc:
-        compose.convert(text, path, options or {})
-    return text, exc.value.notes
-
-
-def line_of(text, needle, nth=1):
-    """The 1-based line of the nth line of ``text`` containing ``needle``."""
-    found = [i for i, line in enumerate(text.split("\n"), 1) if needle in line]
-    assert len(found) >= nth, "%r is not in the source" % needle
-    return found[nth - 1]
-
-
-def only(notes, level, fragment):
-    """The one note of ``level`` whose message contains ``fragment``."""
-    found = [n for n in notes if n.level == level and fragment in n.message]
-    assert len(found) == 1, "%s %r: %r" % (level, fragment, [str(n) for n in notes])
-    return found[0]
-
-
-def levels(notes, level):
-    return [n for n in notes if n.level == level]
+SOURCES = Sources(compose, "compose", "compose.yaml")
+fixture, convert_file, failing_file = SOURCES.fixture, SOURCES.convert_file, SOURCES.failing_file
+write, convert_text, failing_text = SOURCES.write, SOURCES.convert_text, SOURCES.failing_text
 
 
 def strip_new_keys(doc):
@@ -122,7 +67,7 @@ def test_service_settings_are_carried_over():
     assert (db["cpus"], db["memory"]) == (1.5, "1g")            # cpus, mem_limit
     assert (proxy["restart"], app["restart"], db["restart"]) == ("always", "on-failure", "no")
     assert proxy["ports"] == ["8080:80", "127.0.0.1:8443:443/tcp"]
-    base = os.path.join(SOURCES, "two-networks")
+    base = os.path.join(SOURCES.dir, "two-networks")
     assert proxy["binds"] == [os.path.join(base, "nginx.conf") + ":/etc/nginx/nginx.conf:ro",
                               os.path.join(base, "static") + ":/usr/share/nginx/html:ro"]
     assert app["binds"] == [os.path.join(base, "src") + ":/srv/app"]
@@ -706,10 +651,10 @@ def test_duplicate_keys_are_reported(tmp_path):
 
 
 def test_loads_through_importers_load():
-    fmt, doc, _notes = importers.load(os.path.join(SOURCES, "two-networks", "compose.yaml"))
+    fmt, doc, _notes = importers.load(os.path.join(SOURCES.dir, "two-networks", "compose.yaml"))
     assert fmt == "compose" and doc["name"] == "two-networks"
     with pytest.raises(importers.ImportFailed) as exc:
-        importers.load(os.path.join(SOURCES, "unsupported", "docker-compose.yml"))
+        importers.load(os.path.join(SOURCES.dir, "unsupported", "docker-compose.yml"))
     assert "privileged of service a" in str(exc.value)
     assert "healthcheck" not in str(exc.value)   # the exception's text lists the errors
 
