@@ -182,6 +182,18 @@ def experiment_name(path, given=None):
     return node_name(base) or "imported"
 
 
+def source_name(notes, raw, line, what):
+    """The experiment's name from the source's own ``name:`` (``raw``, not empty), as one of ours:
+    an info note when it changes, an error (and "imported") when nothing usable is left."""
+    name = node_name(raw)
+    if name is None:
+        notes.error(line, "%s name %r has no letter or digit to make a name of" % (what, raw))
+        return "imported"
+    if name != raw:
+        notes.info(line, "%s %r is the experiment %r here" % (what, raw, name))
+    return name
+
+
 def yaml_loader():
     """PyYAML's safe loader, the libyaml one when PyYAML has it (ten times faster on big files)."""
     import yaml

@@ -225,13 +225,7 @@ class _Clab:
             return given
         raw = self.data.get("name")
         if raw:
-            name = importers.node_name(raw)
-            if name is None:
-                self.notes.error(self.line("name"), "lab name %r has no letter or digit to make a name of" % (raw,))
-                return "imported"
-            if name != raw:
-                self.notes.info(self.line("name"), "lab %r is the experiment %r here" % (raw, name))
-            return name
+            return importers.source_name(self.notes, raw, self.line("name"), "lab")
         return importers.experiment_name(self.notes.path)
 
     def mgmt(self, mgmt):

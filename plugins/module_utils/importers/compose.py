@@ -673,13 +673,7 @@ class _Compose:
             return given
         raw = self.data.get("name")
         if raw:
-            name = importers.node_name(raw)
-            if name is None:
-                notes.error(self.line("name"), "project name %r has no letter or digit to make a name of" % (raw,))
-                return "imported"
-            if name != raw:
-                notes.info(self.line("name"), "project %r is the experiment %r here" % (raw, name))
-            return name
+            return importers.source_name(self.notes, raw, self.line("name"), "project")
         directory = os.path.basename(self.base_dir)
         name = importers.node_name(directory) or "imported"
         notes.info(None, "the experiment is named %r after the compose file's directory (compose's default project "

@@ -202,6 +202,18 @@ class _Parser:
     def error(self, pos, message):
         raise TclError(self.line(pos), message)
 
+    def skip(self, pos, chars):
+        """The first position from ``pos`` that is neither one of ``chars`` nor a backslash-newline."""
+        text, n = self.text, self.n
+        while pos < n:
+            if text[pos] in chars:
+                pos += 1
+            elif text.startswith("\\\n", pos):
+                pos += 2
+            else:
+                break
+        return pos
+
     def script(self, pos=0, open_at=None):
         """Commands up to the end, or up to the ``]`` closing the ``[`` at ``open_at``."""
         text, n = self.text, self.n
@@ -212,14 +224,7 @@ class _Parser:
                 self.error(open_at, "command substitutions nest deeper than %d levels" % MAX_NESTING)
         cmds = []
         while True:
-            while pos < n:
-                c = text[pos]
-                if c in _WORD_END:
-                    pos += 1
-                elif c == "\\" and text.startswith("\\\n", pos):
-                    pos += 2
-                else:
-                    break
+            pos = self.skip(pos, _WORD_END)
             if pos >= n:
                 if close:
                     self.error(open_at, "missing close-bracket: the '[' opened at line %d is never closed"
@@ -236,14 +241,7 @@ class _Parser:
             while True:
                 word, pos = self.word(pos, close)
                 words.append(word)
-                while pos < n:
-                    c = text[pos]
-                    if c in _SPACE:
-                        pos += 1
-                    elif c == "\\" and text.startswith("\\\n", pos):
-                        pos += 2
-                    else:
-                        break
+                pos = self.skip(pos, _SPACE)
                 if pos >= n:
                     break
                 c = text[pos]
