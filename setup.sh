@@ -15,7 +15,7 @@ VENV="$ROOT/.venv"
 COLLECTION_LINK="$ROOT/.collections/ansible_collections/testbed/containers"
 
 APT_PACKAGES=(
-  docker.io iptables debootstrap busybox-static iproute2 iperf3 tcpdump
+  docker.io iptables debootstrap busybox-static iproute2 iperf3 tcpdump graphviz
   python3-venv python3-pip git openssh-client openssh-server ca-certificates
   docker-registry  # the testbed registry (roles/registry, tests/integration/test_registry.py)
   shellcheck  # for ansible-test sanity's shellcheck test (scripts/sanity.sh)

@@ -130,7 +130,7 @@ build_debian() {
 #     --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
 #     -v /sys/fs/cgroup:/sys/fs/cgroup -v NAME-docker:/var/lib/docker \
 #     -e TESTBED_AUTHORIZED_KEYS="$(cat key.pub)" testbed/host:bookworm
-HOST_PACKAGES="docker.io iptables iproute2 openssh-server python3 python3-venv python3-pip busybox-static iperf3 procps"
+HOST_PACKAGES="docker.io iptables iproute2 openssh-server python3 python3-venv python3-pip busybox-static iperf3 procps tcpdump"
 
 # The recipe of a simulated host image: the functions that build it, its packages and the base
 # image's id (a rebuilt testbed/debian rebuilds it too); sets RECIPE_INPUTS.

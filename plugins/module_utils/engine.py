@@ -218,7 +218,10 @@ def container_pid(ctr):
     else:
         ctr.reload()
     state = ctr.attrs.get("State", {})
-    return state.get("Pid") if state.get("Running") else None
+    # a node in the engine's restart loop is "running" with no process (pid 0): it is not up
+    if not state.get("Running") or state.get("Restarting") or not state.get("Pid"):
+        return None
+    return state["Pid"]
 
 
 def exit_reason(ctr):
@@ -227,9 +230,11 @@ def exit_reason(ctr):
     if isinstance(ctr, NodeContainer):
         ctr = ctr.full()
     state = ctr.attrs.get("State", {})
-    if state.get("Running"):
+    if state.get("Running") and not state.get("Restarting") and state.get("Pid"):
         return "running"
     parts = []
+    if state.get("Restarting"):
+        parts.append("keeps exiting (the engine restarted it %s times)" % ctr.attrs.get("RestartCount", "?"))
     if state.get("OOMKilled"):
         parts.append("killed by the OOM killer (memory limit too small?)")
     if state.get("Error"):
@@ -239,6 +244,15 @@ def exit_reason(ctr):
     elif not state.get("OOMKilled"):
         parts.append("exited with code %s" % state.get("ExitCode"))
     return "; ".join(parts)
+
+
+def log_tail(ctr, lines=10):
+    """The last ``lines`` lines of a node's console (its main process's output), as text."""
+    try:
+        raw = (ctr.full() if isinstance(ctr, NodeContainer) else ctr).logs(tail=lines)
+    except Exception as exc:  # a container removed meanwhile: say so instead of failing the status
+        return "(no log: %s)" % exc
+    return raw.decode("utf-8", "replace").rstrip("\n")
 
 
 def _runtime_words(text):

@@ -146,7 +146,7 @@ LAN_KEYS = ("members", "subnet") + SHAPE_KEYS
 LINK_KEYS = ("endpoints", "subnet") + SHAPE_KEYS
 DIRECTION_RE = re.compile(r"^([a-z][a-z0-9-]{0,30})_to_([a-z][a-z0-9-]{0,30})\Z")
 TOP_KEYS = ("name", "project", "nodes", "lans", "links", "routing", "defaults", "addressing", "ssh_keys",
-            "placement", "users")
+            "placement", "users", "events")
 USER_KEYS = ("name", "ssh_keys")
 # An account name as Debian's useradd accepts it (NAME_REGEX), 32 characters at most.
 ACCOUNT_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
@@ -622,10 +622,29 @@ def validate(doc):
         if packing is not None and (isinstance(packing, bool) or not isinstance(packing, int) or packing < 1):
             errors.add("placement.packing", "must be a whole number of nodes per host, 1 or more, got %r" % (packing,))
             packing = None
+    scheduled = _check_events(errors, doc.get("events"), nodes, lans, "%s/%s" % (project, doc["name"]))
     errors.gate()
     return {"name": doc["name"], "project": project, "routing": routing, "nodes": nodes, "ssh_keys": ssh_keys,
             "users": users, "packing": packing,
-            "lans": lans, "pool": pool, "prefixlen": prefixlen}
+            "lans": lans, "pool": pool, "prefixlen": prefixlen, "events": scheduled}
+
+
+def _check_events(errors, items, nodes, lans, experiment):
+    """``events:``, the experiment's schedule (plugins/module_utils/events.py): every bad item is
+    reported, with its field path; the valid ones, sorted by time, each with its ``path``."""
+    # imported here: events reads this module's names and shaping keys
+    from ansible_collections.testbed.containers.plugins.module_utils import events
+    if items is None:
+        return []
+    members = dict((name, [m for m, _ip in lan["members"]]) for name, lan in lans.items())
+    found = []
+    try:
+        scheduled = events.parse_schedule(items, "events", found, (list(nodes), members, experiment), with_paths=True)
+    except events.EventError as exc:  # not a list at all
+        found, scheduled = [exc], []
+    for exc in found:
+        errors.add("", str(exc))
+    return scheduled
 
 
 def _check_references(errors, nodes, lans):

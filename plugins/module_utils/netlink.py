@@ -242,10 +242,12 @@ def plumb_interface(host, ns, pid, iface, bridge_index, alias, host_links, ns_li
     """Converge one attachment: veth ``iface['veth']`` on the bridge <-> ``ethN`` in the node.
 
     Checks what exists and repairs only what differs; returns the operations (done, or in
-    dry run, to be done).
+    dry run, to be done).  The host end is up unless the planned interface says ``down``.
     """
     ops = []
     veth, ifname = iface["veth"], iface["ifname"]
+    # a link event (playbooks/event.yml) may have taken the attachment down: it stays down
+    want_up = not iface.get("down")
     hcur, ncur = host_links.get(veth), ns_links.get(ifname)
     paired = hcur is not None and ncur is not None and ncur["kind"] == "veth" and ncur["link"] == hcur["index"]
     if hcur is not None and (not paired or hcur["alias"] != alias):
@@ -273,14 +275,15 @@ def plumb_interface(host, ns, pid, iface, bridge_index, alias, host_links, ns_li
             finally:
                 os.close(fd)
             index = host.link_lookup(ifname=veth)[0]
-            host.link("set", index=index, ifalias=alias, master=bridge_index, state="up")
-            hcur = {"index": index, "master": bridge_index, "up": True}
+            host.link("set", index=index, ifalias=alias, master=bridge_index, state="up" if want_up else "down")
+            hcur = {"index": index, "master": bridge_index, "up": want_up}
             ncur = link_info(ns.get_links(ns.link_lookup(ifname=ifname)[0])[0])
         else:
-            if hcur["master"] != bridge_index or not hcur["up"]:
-                ops.append("attach %s to its bridge" % veth)
+            if hcur["master"] != bridge_index or hcur["up"] != want_up:
+                ops.append("attach %s to its bridge" % veth if want_up else "attach %s to its bridge, down (a link "
+                           "event took it down)" % veth)
                 if not dry_run:
-                    host.link("set", index=hcur["index"], master=bridge_index, state="up")
+                    host.link("set", index=hcur["index"], master=bridge_index, state="up" if want_up else "down")
         mtu = iface.get("mtu") or 1500
         if ncur.get("mtu") != mtu:
             ops.append("set %s mtu %d" % (ifname, mtu))

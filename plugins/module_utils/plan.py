@@ -154,7 +154,27 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
         compute_routes(plan)
     plan["etc_hosts"] = hosts_entries(plan)
     plan["features"] = kernel_features(plan)
+    if exp["events"]:  # only then: plans of files without events stay as they were
+        plan["events"] = plan_events(errors, plan, exp["events"])
+        errors.gate()
     return plan
+
+
+def plan_events(errors, plan, scheduled):
+    """The schedule as the plan keeps it, [{at: seconds, event: canonical text}], for
+    run-events.yml.  Each event is resolved against the plan as the earlier ones leave it (as
+    they will be played), so that a shaping it would make invalid is an error now, not midway."""
+    from ansible_collections.testbed.containers.plugins.module_utils import events
+    current = plan
+    for entry in scheduled:
+        try:
+            actions = events.resolve(current, entry["event"], entry["path"])
+        except events.EventError as exc:
+            errors.add("", str(exc))
+            continue
+        if entry["event"]["kind"] in ("link", "shape"):
+            current = events.apply_to_plan(current, actions)
+    return [{"at": entry["at"], "event": events.describe(entry["event"])} for entry in scheduled]
 
 
 def place(errors, exp, hosts, previous, host_vars=None):

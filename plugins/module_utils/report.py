@@ -7,7 +7,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
+import time
 
 from ansible_collections.testbed.containers.plugins.module_utils import files
 
@@ -30,14 +32,57 @@ def write_record(record_dir, record):
 
 
 def remove_record(record_dir, project, name):
-    path = record_path(record_dir, project, name)
-    if os.path.exists(path):
-        os.unlink(path)
-        return True
-    return False
+    removed = False
+    for path in (record_path(record_dir, project, name), events_path(record_dir, project, name)):
+        if os.path.exists(path):
+            os.unlink(path)
+            removed = True
+    return removed
 
 
-VOLATILE = ("state", "start", "start_exit", "app", "sshd", "reason")
+# --- the event log: one JSON object a line beside the record (appended, never rewritten) ---------
+EVENTS_SHOWN = 5
+
+
+def events_path(record_dir, project, name):
+    return os.path.join(os.path.expanduser(record_dir), project, "%s.events.jsonl" % name)
+
+
+def append_event(record_dir, project, name, entry):
+    """Append one applied event (its time, text, timing error and each host's result)."""
+    path = events_path(record_dir, project, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def read_events(record_dir, project, name, last=None):
+    """The logged events, oldest first (the ``last`` ones only); a torn last line is skipped."""
+    entries = []
+    try:
+        with open(events_path(record_dir, project, name)) as f:
+            for line in f:
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    continue
+    except (IOError, OSError):
+        return []
+    return entries[-last:] if last else entries
+
+
+def event_line(entry):
+    """One line for people: ``12:00:02 link lan0 down: ok (+0.04 s late)``."""
+    when = time.strftime("%H:%M:%S", time.localtime(entry.get("applied_at") or entry.get("time") or 0))
+    scheduled = " at %gs" % entry["at"] if entry.get("at") is not None else ""
+    late = " (+%.2f s late)" % entry["late"] if entry.get("late") is not None else ""
+    return "%s%s %s: %s%s" % (when, scheduled, entry.get("event"), entry.get("result", "?"), late)
+
+
+VOLATILE = ("state", "start", "start_exit", "app", "sshd", "reason", "log")
 REASON_WIDTH = 80
 
 
@@ -82,13 +127,43 @@ def start_column(node):
     return state if state and state != "none" else "-"
 
 
+LOG_LINES_SHOWN = 3
+
+
+def log_words(node):
+    """The end of a node's console log on one line (`` (log: a | b | c)``), or ''."""
+    lines = [line.strip() for line in (node.get("log") or "").splitlines() if line.strip()][-LOG_LINES_SHOWN:]
+    return " (log: %s)" % " | ".join(lines) if lines else ""
+
+
 def dead(record):
-    """One line per dead node: ``NODE on HOST: REASON``."""
-    return ["%s on %s: %s" % (n["node"], n.get("host", "?"), n.get("reason") or "dead")
+    """One line per dead node: ``NODE on HOST: REASON (log: the last lines of its console)``."""
+    return ["%s on %s: %s%s" % (n["node"], n.get("host", "?"), n.get("reason") or "dead", log_words(n))
             for n in record["nodes"] if n.get("state") == "dead"]
 
 
-def status_document(record):
+def failure(record, boot_timeout=None):
+    """What fails a swap-in (empty: nothing): the dead nodes, and with ``boot_timeout`` the nodes
+    that did not boot in that time."""
+    parts = []
+    gone = dead(record)
+    if gone:
+        parts.append("%d node(s) could not be started: %s" % (len(gone), "; ".join(gone)))
+    late = not_booted(record, boot_timeout) if boot_timeout else []
+    if late:
+        parts.append("%d node(s) did not boot: %s" % (len(late), "; ".join(late)))
+    return "; ".join(parts)
+
+
+def not_booted(record, timeout):
+    """One line per node still ``running`` (not booted) after a boot wait of ``timeout`` seconds."""
+    return ["%s on %s: not booted after %s s (testbed_boot_timeout): its interfaces are not all in place or its "
+            "supervisor has not seen it ready; see docker logs %s" % (n["node"], n.get("host", "?"), timeout,
+                                                                      n.get("container", "?"))
+            for n in record["nodes"] if n.get("state") == "running"]
+
+
+def status_document(record, events=None):
     """The record for automation (status.yml -e format=json): one object per node with its host,
     container, state (and why it is dead), start command state and exit code, control address,
     ssh command, and interfaces with addresses, the host-side interface (to capture on:
@@ -114,11 +189,14 @@ def status_document(record):
     counts = {}
     for node in nodes:
         counts[node["state"]] = counts.get(node["state"], 0) + 1
-    return {"project": record["project"], "name": record["name"], "counts": counts, "nodes": nodes}
+    document = {"project": record["project"], "name": record["name"], "counts": counts, "nodes": nodes}
+    if events:
+        document["events"] = events
+    return document
 
 
-def table(record):
-    """Lines of a fixed-width table, one node a line."""
+def table(record, events=None):
+    """Lines of a fixed-width table, one node a line; then the last ``events`` applied."""
     rows = []
     for node in record["nodes"]:
         ifaces = " ".join("%s=%s/%s(%s)" % (i["ifname"], i["address"], i["prefixlen"], i["lan"])
@@ -140,4 +218,6 @@ def table(record):
     for node in record["nodes"]:
         counts[node.get("state", "")] = counts.get(node.get("state", ""), 0) + 1
     summary += " (%s)" % ", ".join("%d %s" % (v, k) for k, v in sorted(counts.items())) if counts else ""
+    if events:
+        lines += ["last events:"] + ["  " + event_line(e) for e in events]
     return [summary] + lines

@@ -639,6 +639,23 @@ def _remove_empty_parents(path, stop):
         parent = os.path.dirname(parent)
 
 
+LOG_TAIL_LINES = 10
+BOOT_POLL_SECONDS = 0.25
+
+
+def wait_booted(project, name, state_dir=DEFAULT_STATE_DIR, timeout=0, poll=BOOT_POLL_SECONDS):
+    """The status of the slice once every node is booted or dead, or ``timeout`` seconds passed
+    (then the nodes still running are not booted: the report says so).  Returns (report, seconds
+    waited)."""
+    started = time.time()
+    while True:
+        report = status(project, name, state_dir)
+        waiting = [n for n, entry in report.items() if entry["state"] == "running"]
+        if not waiting or time.time() - started >= timeout:
+            return report, time.time() - started
+        time.sleep(poll)
+
+
 def status(project, name, state_dir=DEFAULT_STATE_DIR):
     """Each node of this host's slice: dead, running (not yet plumbed) or booted."""
     paths = Paths(state_dir, project, name)
@@ -660,9 +677,14 @@ def status(project, name, state_dir=DEFAULT_STATE_DIR):
             entry["state"] = "dead"
             entry["reason"] = engine.exit_reason(ctr) if ctr is not None else \
                 (record.get("dead") or {}).get(node_name, "no container")
+            if ctr is not None:
+                entry["log"] = engine.log_tail(ctr, LOG_TAIL_LINES)
         else:
-            with netlink.node_netns(pid) as ns:
-                have = netlink.links(ns)
+            try:
+                with netlink.node_netns(pid) as ns:
+                    have = netlink.links(ns)
+            except netlink.NetworkError:  # it exited just now: shown dead by the next look
+                have = {}
             plumbed = all(i["ifname"] in have for i in node["interfaces"])
             if node.get("augment", "none") != "none":
                 try:

@@ -42,6 +42,9 @@ options:
     description: Write the record (false only reports, as status does).
     type: bool
     default: true
+  boot_timeout:
+    description: The swap-in's boot wait in seconds; nodes still not booted after it are named in RV(failure).
+    type: int
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - testbed.containers.common
@@ -74,6 +77,12 @@ dead:
   returned: when state=present
   type: list
   elements: str
+failure:
+  description:
+    - Why the swap-in fails, empty when it does not - the dead nodes (with the end of their log) and, with
+      O(boot_timeout), the nodes still not booted (C(running)) after the boot wait.
+  returned: when state=present
+  type: str
 status:
   description:
     - For automation, one object per node (node, host, container, state, reason, start, start_exit,
@@ -102,6 +111,7 @@ def main():
             record_dir=dict(type="path", default="~/.testbed/experiments"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             write=dict(type="bool", default=True),
+            boot_timeout=dict(type="int"),
         ),
         supports_check_mode=True,
     )
@@ -120,8 +130,10 @@ def main():
         report.write_record(params["record_dir"], record)
     # what the nodes are doing (state, start command) is news, not a change of the experiment
     changed = bool(differs) and report.stable(record) != report.stable(old)
-    module.exit_json(changed=changed, record=record, table=report.table(record), dead=report.dead(record), path=path,
-                     status=report.status_document(record))
+    events = report.read_events(params["record_dir"], plan["project"], plan["name"], last=report.EVENTS_SHOWN)
+    module.exit_json(changed=changed, record=record, table=report.table(record, events), dead=report.dead(record),
+                     path=path, status=report.status_document(record, events),
+                     failure=report.failure(record, params["boot_timeout"]))
 
 
 if __name__ == "__main__":

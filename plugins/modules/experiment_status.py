@@ -25,6 +25,13 @@ options:
     description: Where the host keeps experiment records.
     type: path
     default: /var/lib/testbed
+  boot_timeout:
+    description:
+      - Wait up to this many seconds until every node is C(booted) or C(dead) (swap-in waits for the
+        boot). Nodes still C(running) then are reported as they are, with RV(boot_waited). C(0) does not wait.
+      - Not in check mode, where nothing was started.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - testbed.containers.common
@@ -50,13 +57,17 @@ nodes:
   elements: dict
   sample: [{"node": "client", "state": "booted", "host": "localhost", "container": "tb_default_demo_client",
             "addresses": ["10.10.0.1/24"]}]
+boot_waited:
+  description: Seconds waited for the nodes to boot (O(boot_timeout)).
+  returned: always
+  type: float
 """
 
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.testbed.containers.plugins.module_utils.slice import status
+from ansible_collections.testbed.containers.plugins.module_utils.slice import wait_booted
 
 
 def main():
@@ -65,14 +76,17 @@ def main():
             project=dict(type="str", default="default"),
             name=dict(type="str", required=True),
             state_dir=dict(type="path", default="/var/lib/testbed"),
+            boot_timeout=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
     try:
-        nodes = status(module.params["project"], module.params["name"], module.params["state_dir"])
+        timeout = 0 if module.check_mode else max(0, module.params["boot_timeout"])
+        nodes, waited = wait_booted(module.params["project"], module.params["name"], module.params["state_dir"],
+                                    timeout)
     except Exception as exc:
         module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    module.exit_json(changed=False, nodes=list(nodes.values()))
+    module.exit_json(changed=False, nodes=list(nodes.values()), boot_waited=round(waited, 2))
 
 
 if __name__ == "__main__":

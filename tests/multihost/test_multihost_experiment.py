@@ -3,6 +3,7 @@ hosts over VXLAN, static routes across hosts, isolation, modify in place, teardo
 import json
 import os
 import re
+import subprocess
 
 import yaml
 
@@ -343,3 +344,46 @@ def test_a_snapshot_on_one_host_runs_on_another_through_the_registry(testbed_hos
     finally:
         swap(sim, tmp_path, "teardown", path, check=False)
         remove_images(sim, "mh-snap-a")
+
+
+def test_capture_and_link_events_for_a_node_on_a_remote_host(testbed_hosts, tmp_path):
+    """capture.yml and event.yml find the host a node runs on: a LAN spanning tbhost1 and tbhost2."""
+    sim = testbed_hosts
+    doc = {"name": "ops", "project": "mhops",
+           "nodes": {"n1": node(host="tbhost1"), "n2": node(host="tbhost2")},
+           "lans": {"lan0": {"members": ["n1", "n2"], "subnet": "10.21.0.0/24"}}}
+    path = write(tmp_path, doc)
+    records = os.path.join(str(tmp_path), "records")
+
+    def play(playbook, *extra, check=True):
+        return sim.ansible_playbook("playbooks/%s.yml" % playbook, "-e", "experiment=%s" % path,
+                                    "-e", "testbed_record_dir=%s" % records, *extra, check=check)
+    try:
+        swap(sim, tmp_path, "experiment", path)
+        rec = record(tmp_path, "mhops", "ops")
+        c1, c2 = rec["n1"]["container"], rec["n2"]["container"]
+        assert ping(sim, "tbhost1", c1, "n2")[0]
+        # capture on n2's attachment, on tbhost2, while n1 pings it
+        sim.exec("tbhost1", "docker", "exec", "-d", c1, "ping", "-c", "20", "-i", "0.2", "n2")
+        dest = tmp_path / "pcaps"
+        dest.mkdir()
+        out = play("capture", "-e", "node=n2", "-e", "lan=lan0", "-e", "seconds=3", "-e", "filter=icmp",
+                   "-e", "dest=%s" % dest).stdout
+        assert "of tbhost2 in" in out, out[-2000:]
+        pcaps = os.listdir(str(dest))
+        assert len(pcaps) == 1, pcaps
+        text = subprocess.run(["tcpdump", "-n", "-r", str(dest / pcaps[0])], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True, check=False).stdout
+        assert "> 10.21.0.2: ICMP echo request" in text, text
+        # a link event for the remote node's attachment, then for the LAN on both hosts
+        for event, hosts in (("link n2:lan0", ["tbhost2"]), ("link lan0", ["tbhost1", "tbhost2"])):
+            out = play("event", "-e", json.dumps({"event": event + " down"})).stdout
+            for host in hosts:
+                assert "[localhost -> %s]" % host in out, out[-3000:]
+            assert not ping(sim, "tbhost1", c1, "10.21.0.2")[0]
+            play("event", "-e", json.dumps({"event": event + " up"}))
+            assert ping(sim, "tbhost1", c1, "10.21.0.2")[0]
+    finally:
+        swap(sim, tmp_path, "teardown", path, check=False)
+    for host in sim.names:
+        assert sim.exec(host, "docker", "ps", "-aq", "--filter", "label=testbed.project=mhops").stdout.strip() == ""

@@ -17,7 +17,7 @@ HINT = model.NAME_HINT
 IMG = {"image": "img"}
 NODE_KEYS = ("augment, binds, cap_add, command, cpus, entrypoint, env, forwarding, host, image, labels, memory, pids, ports, "
              "restart, start, sysctls, user, workdir")
-TOP_KEYS = "addressing, defaults, lans, links, name, nodes, placement, project, routing, ssh_keys, users"
+TOP_KEYS = "addressing, defaults, events, lans, links, name, nodes, placement, project, routing, ssh_keys, users"
 
 
 def exp(nodes=None, lans=None, links=None, **top):

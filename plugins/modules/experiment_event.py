@@ -1,0 +1,232 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: testbed.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: experiment_event
+short_description: Check, apply and log one event of a running experiment (link down/up, node stop/start, shaping, exec)
+version_added: 0.2.0
+description:
+  - An event is one line in the manner of Emulab's C(tevc) - C(link LAN down|up), C(link NODE:LAN down|up),
+    C(node NODE stop|start|restart), C(shape LAN|NODE:LAN bandwidth=.. delay=.. jitter=.. loss=.. queue=..)
+    (changed in place; C(none) removes a parameter), C(exec NODE COMMAND). docs/operate.md.
+  - Without O(host) and O(results), checks the event against the experiment's recorded plan and returns the
+    hosts it touches and each host's actions; nothing is changed.
+  - With O(host), run on that host, waits until O(not_before), then applies that host's actions. A link or
+    shaping event is also written into the host's record of the slice, so a node re-plumbed after a restart
+    keeps it; a swap-in brings back what the experiment file says.
+  - With O(results), run on the controller, appends the event, its time, timing error and each host's result
+    to the experiment's event log beside its record (status.yml shows the last ones), and writes what a link
+    or shaping event changed into the controller's record.
+requirements:
+  - docker (Docker SDK for Python), with O(host)
+  - pyroute2, with O(host)
+options:
+  plan:
+    description: The experiment's recorded plan (the C(plan) of its controller record).
+    type: dict
+    required: true
+  event:
+    description: The event, as text.
+    type: str
+    required: true
+  host:
+    description: Apply this host's part of the event (its inventory name, as the plan knows it).
+    type: str
+  not_before:
+    description: Wait until this time (seconds since the epoch) before applying (scheduled events).
+    type: float
+  at:
+    description: The event's time in its schedule (seconds after the schedule started), for the log.
+    type: float
+  state_dir:
+    description: Where the host keeps experiment records.
+    type: path
+    default: /var/lib/testbed
+  control:
+    description: The host's control network settings (as M(testbed.containers.experiment_slice) takes them).
+    type: dict
+  lock_timeout:
+    description: Seconds to wait for the experiment's lock on the host.
+    type: int
+    default: 900
+  stop_timeout:
+    description: Seconds a stopped or restarted node has to exit before the engine kills it.
+    type: int
+    default: 5
+  results:
+    description: Each host's result of applying the event (the registered results of the O(host) calls); log them.
+    type: list
+    elements: dict
+  record_dir:
+    description: The controller's experiment records (with O(results)).
+    type: path
+    default: ~/.testbed/experiments
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - testbed.containers.common
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the event is checked and resolved and the actions are listed, nothing is applied or logged.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Which hosts does the event touch?
+  testbed.containers.experiment_event:
+    plan: "{{ record.plan }}"
+    event: link lan0 down
+  register: testbed_event
+
+- name: Apply it on each of them
+  testbed.containers.experiment_event:
+    plan: "{{ record.plan }}"
+    event: "{{ testbed_event.event }}"
+    host: "{{ item }}"
+  delegate_to: "{{ item }}"
+  loop: "{{ testbed_event.hosts }}"
+"""
+
+RETURN = r"""
+event:
+  description: The event's canonical text.
+  returned: always
+  type: str
+  sample: link lan0 down
+hosts:
+  description: The hosts the event touches, in the plan's order.
+  returned: always
+  type: list
+  elements: str
+actions:
+  description: Each host's actions.
+  returned: always
+  type: dict
+operations:
+  description: What was done on the host (O(host)).
+  returned: with host
+  type: list
+  elements: str
+applied_at:
+  description: When the actions started (seconds since the epoch).
+  returned: with host
+  type: float
+late:
+  description: Seconds after O(not_before) the actions started (the timing error).
+  returned: with host and not_before
+  type: float
+rc:
+  description: The exit code of an C(exec) event's command.
+  returned: with host, for exec
+  type: int
+output:
+  description: The output of an C(exec) event's command (its last 20,000 characters).
+  returned: with host, for exec
+  type: str
+entry:
+  description: The logged entry (O(results)).
+  returned: with results
+  type: dict
+line:
+  description: The logged entry for people.
+  returned: with results
+  type: str
+failed_hosts:
+  description: The hosts where the event failed, each with its message (O(results)).
+  returned: with results
+  type: dict
+"""
+
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.testbed.containers.plugins.module_utils import events, report
+
+
+def log(module, event, actions):
+    """The controller's part: append the event and its results to the log, update the record."""
+    p = module.params
+    plan = p["plan"]
+    results = [r for r in p["results"] if r.get("host")]
+    failed = dict((r["host"], r.get("msg") or "failed") for r in results if r.get("failed"))
+    applied = [r["applied_at"] for r in results if r.get("applied_at")]
+    late = [r["late"] for r in results if r.get("late") is not None]
+    entry = {"time": time.time(), "event": event, "at": p["at"], "applied_at": min(applied) if applied else None,
+             "late": max(late) if late else None,
+             "result": "failed on %s" % ", ".join(sorted(failed)) if failed else "ok",
+             "hosts": dict((r["host"], {"operations": r.get("operations", []), "rc": r.get("rc"),
+                                        "output": (r.get("output") or "")[-2000:] or None, "error": failed.get(r["host"])})
+                           for r in results)}
+    if module.check_mode:
+        return entry, failed
+    report.append_event(p["record_dir"], plan["project"], plan["name"], entry)
+    record = report.read_record(p["record_dir"], plan["project"], plan["name"])
+    if record and not failed and any(a["op"] in ("link", "shape") for acts in actions.values() for a in acts):
+        record["plan"] = events.apply_to_plan(record["plan"], actions)
+        report.write_record(p["record_dir"], record)
+    return entry, failed
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            plan=dict(type="dict", required=True),
+            event=dict(type="str", required=True),
+            host=dict(type="str"),
+            not_before=dict(type="float"),
+            at=dict(type="float"),
+            state_dir=dict(type="path", default="/var/lib/testbed"),
+            control=dict(type="dict"),
+            lock_timeout=dict(type="int", default=900),
+            stop_timeout=dict(type="int", default=5),
+            results=dict(type="list", elements="dict"),
+            record_dir=dict(type="path", default="~/.testbed/experiments"),
+        ),
+        mutually_exclusive=[("host", "results")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        parsed = events.parse(p["event"])
+        actions = events.resolve(p["plan"], parsed)
+    except events.EventError as exc:
+        hint = "" if " " in p["event"].strip() else (
+            " (quote the event: -e \"event='link lan0 down'\"; Ansible splits -e key=value at spaces)")
+        module.fail_json(msg=str(exc) + hint)
+    text = events.describe(parsed)
+    out = {"event": text, "hosts": list(actions), "actions": actions}
+    if p["results"] is not None:
+        entry, failed = log(module, text, actions)
+        module.exit_json(changed=not module.check_mode, entry=entry, line=report.event_line(entry), failed_hosts=failed,
+                         **out)
+    if not p["host"]:
+        module.exit_json(changed=False, **out)
+    from ansible_collections.testbed.containers.plugins.module_utils import operate
+    applier = operate.HostEvents(p["plan"], p["host"], p["state_dir"], p["control"], p["lock_timeout"],
+                                 module.check_mode, p["stop_timeout"])
+    try:
+        started = applier.apply(actions.get(p["host"], []), p["not_before"])
+    except Exception as exc:  # every failure is the event's: shown and logged, never a traceback alone
+        module.fail_json(msg="%s: %s: %s" % (p["host"], text, exc), host=p["host"], operations=applier.ops,
+                         exception=traceback.format_exc(), **out)
+    result = dict(out, changed=bool(applier.ops) and not module.check_mode, host=p["host"], operations=applier.ops,
+                  applied_at=started)
+    if p["not_before"]:
+        result["late"] = round(max(0.0, started - p["not_before"]), 3)
+    if applier.rc is not None:
+        result.update(rc=applier.rc, output=applier.output)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
