@@ -221,3 +221,19 @@ def table(record, events=None):
     if events:
         lines += ["last events:"] + ["  " + event_line(e) for e in events]
     return [summary] + lines
+
+
+PHASE_ORDER = ("hosts", "images", "networks", "nodes", "shaping", "control", "boot")
+
+
+def timings_lines(timings, plan_seconds=None):
+    """The swap-in's summary: seconds of planning, then per host seconds per phase (preparing the
+    host, images, networks, nodes, shaping, control plane, boot wait)."""
+    if not timings:
+        return []
+    lines = ["seconds per phase:" + (" plan %.1f" % plan_seconds if plan_seconds is not None else "")]
+    for entry in timings:
+        phases = ["%s %.1f" % (phase, float(entry[phase])) for phase in PHASE_ORDER if entry.get(phase) is not None]
+        total = sum(float(entry[phase]) for phase in PHASE_ORDER if entry.get(phase) is not None)
+        lines.append("  %s: %s (%.1f)" % (entry.get("host", "?"), ", ".join(phases), total))
+    return lines

@@ -161,6 +161,12 @@ def complete_plan(plan):
     return plan
 
 
+# the phases a swap-in reports its seconds by (the final summary): stage -> phase
+PHASES = {"stage_images": "images", "stage_intent": "networks", "stage_allocation": "networks",
+          "stage_networks": "networks", "stage_node_files": "nodes", "stage_nodes": "nodes",
+          "stage_shaping": "shaping", "stage_control_plane": "control", "stage_ready": "control"}
+
+
 class Run:
     """What the stages of one converge find and hand on: the engine client, image ids, the
     allocations, the experiment's containers and links on the host, bridges, node results."""
@@ -195,6 +201,7 @@ class Slice:
         self.public_address = public_address or host
         self.owner = names.firewall_comment(self.project, self.name)
         self.ops = []
+        self.timings = {}  # seconds per phase of the last converge (PHASES)
         self._ops_lock = threading.Lock()
         self._local = threading.local()
 
@@ -229,7 +236,10 @@ class Slice:
             for stage in (self.stage_images, self.stage_intent, self.stage_allocation, self.stage_networks,
                           self.stage_node_files, self.stage_nodes, self.stage_shaping, self.stage_control_plane,
                           self.stage_ready):
+                started = time.time()
                 stage(run)
+                phase = PHASES.get(stage.__name__, stage.__name__)
+                self.timings[phase] = round(self.timings.get(phase, 0.0) + time.time() - started, 3)
             return self.stage_record(run)
 
     def stage_images(self, run):

@@ -115,7 +115,13 @@ errors:
   returned: failure
   type: list
   elements: str
+seconds:
+  description: Seconds the planning took (reading, importing, validating, placing, addressing, routing).
+  returned: success
+  type: float
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -136,6 +142,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    started = time.time()
     try:
         plan, notes = load_and_plan(module.params["path"], module.params["hosts"], module.params["record_dir"],
                                     module.params["host_vars"], module.params["registry_address"], module.params["format"],
@@ -146,7 +153,7 @@ def main():
         if note.level == "warning":
             module.warn(str(note))
     module.exit_json(changed=False, plan=plan, project=plan["project"], name=plan["name"],
-                     import_notes=[n.as_dict() for n in notes])
+                     import_notes=[n.as_dict() for n in notes], seconds=round(time.time() - started, 3))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,16 @@ options:
   boot_timeout:
     description: The swap-in's boot wait in seconds; nodes still not booted after it are named in RV(failure).
     type: int
+  timings:
+    description:
+      - Each host's seconds per phase of the swap-in (C(host), then C(hosts), C(images), C(networks), C(nodes),
+        C(shaping), C(control), C(boot)); shown after the table.
+    type: list
+    elements: dict
+    default: []
+  plan_seconds:
+    description: Seconds the planning took, shown with the timings.
+    type: float
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - testbed.containers.common
@@ -112,6 +122,8 @@ def main():
             state=dict(type="str", choices=["present", "absent"], default="present"),
             write=dict(type="bool", default=True),
             boot_timeout=dict(type="int"),
+            timings=dict(type="list", elements="dict", default=[]),
+            plan_seconds=dict(type="float"),
         ),
         supports_check_mode=True,
     )
@@ -131,7 +143,8 @@ def main():
     # what the nodes are doing (state, start command) is news, not a change of the experiment
     changed = bool(differs) and report.stable(record) != report.stable(old)
     events = report.read_events(params["record_dir"], plan["project"], plan["name"], last=report.EVENTS_SHOWN)
-    module.exit_json(changed=changed, record=record, table=report.table(record, events), dead=report.dead(record),
+    table = report.table(record, events) + report.timings_lines(params["timings"], params["plan_seconds"])
+    module.exit_json(changed=changed, record=record, table=table, dead=report.dead(record),
                      path=path, status=report.status_document(record, events),
                      failure=report.failure(record, params["boot_timeout"]))
 

@@ -58,7 +58,11 @@ def in_node(name, node, *args):
 def test_link_shape_node_and_exec_events(playbooks):
     path = playbooks.write(doc("now"))
     try:
-        playbooks.swap_in(path)
+        out = playbooks.swap_in(path).stdout
+        # the summary: seconds of planning, then each host's phases
+        assert re.search(r"seconds per phase: plan \d+\.\d", out), out[-3000:]
+        assert re.search(r"localhost: hosts \d+\.\d, images \d+\.\d, networks [\d.]+, nodes [\d.]+, shaping [\d.]+, "
+                         r"control [\d.]+, boot [\d.]+ \([\d.]+\)", out), out[-3000:]
         assert ping(cname("now", "a"), "10.9.9.2")[0]
         va, vb = veth(playbooks, "now", "a"), veth(playbooks, "now", "b")
         addrs, routes = in_node("now", "a", "ip", "-o", "-4", "addr"), in_node("now", "a", "ip", "route")
