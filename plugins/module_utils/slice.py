@@ -167,6 +167,44 @@ PHASES = {"stage_images": "images", "stage_intent": "networks", "stage_allocatio
           "stage_shaping": "shaping", "stage_control_plane": "control", "stage_ready": "control"}
 
 
+class Progress:
+    """What a converge has done so far, in ``progress.json`` beside the record: the swap-in reads
+    it while the slice module runs (experiment_progress) to print progress per host."""
+
+    WRITE_EVERY = 0.5  # seconds between writes while nodes converge
+
+    def __init__(self, path, nodes, enabled=True):
+        self.path, self.enabled = path, enabled
+        self.data = {"nodes": nodes, "created": 0, "started": 0, "plumbed": 0, "phase": "starting",
+                     "started_at": time.time()}
+        self._lock = threading.Lock()
+        self._written = 0.0
+
+    def phase(self, name):
+        with self._lock:
+            self.data["phase"] = name
+            self._write(force=True)
+
+    def count(self, what):
+        with self._lock:
+            self.data[what] += 1
+            self._write()
+
+    def _write(self, force=False):
+        if not self.enabled or (not force and time.time() - self._written < self.WRITE_EVERY):
+            return
+        self._written = time.time()
+        self.data["elapsed"] = round(self._written - self.data["started_at"], 1)
+        try:
+            files.atomic_write(self.path, json.dumps(self.data), durable=False)
+        except (IOError, OSError):
+            pass  # progress is for people: a full disk is reported by the record, not here
+
+
+def read_progress(state_dir, project, name):
+    return files.read_json(os.path.join(Paths(state_dir, project, name).root, "progress.json"))
+
+
 class Run:
     """What the stages of one converge find and hand on: the engine client, image ids, the
     allocations, the experiment's containers and links on the host, bridges, node results."""
@@ -202,6 +240,7 @@ class Slice:
         self.owner = names.firewall_comment(self.project, self.name)
         self.ops = []
         self.timings = {}  # seconds per phase of the last converge (PHASES)
+        self.progress = Progress(os.path.join(self.paths.root, "progress.json"), len(self.nodes), enabled=not dry_run)
         self._ops_lock = threading.Lock()
         self._local = threading.local()
 
@@ -237,10 +276,13 @@ class Slice:
                           self.stage_node_files, self.stage_nodes, self.stage_shaping, self.stage_control_plane,
                           self.stage_ready):
                 started = time.time()
-                stage(run)
                 phase = PHASES.get(stage.__name__, stage.__name__)
+                self.progress.phase(phase)
+                stage(run)
                 self.timings[phase] = round(self.timings.get(phase, 0.0) + time.time() - started, 3)
-            return self.stage_record(run)
+            record = self.stage_record(run)
+            self.progress.phase("done")
+            return record
 
     def stage_images(self, run):
         """Pull what the host lacks from the registry, augment each distinct (image, level) once."""
@@ -549,12 +591,14 @@ class Slice:
             if self.dry_run:
                 return result
             ctr = cli.containers.create(**kwargs)
+            self.progress.count("created")
         pid = engine.container_pid(ctr) if ctr.status == "running" else None
         if pid is None:
             self._op("start node %s" % node_name)
             if self.dry_run:
                 return dict(result, container=ctr.id)
             cli.api.start(ctr.id)
+            self.progress.count("started")
             pid = engine.container_pid(ctr)
         elif accounts_changed and not self.dry_run:
             # a running node reads its accounts at start: have it create the new ones now
@@ -563,6 +607,7 @@ class Slice:
             raise SliceError("its main process exited at start: %s (docker logs %s)"
                              % (engine.exit_reason(ctr), node["container"]))
         control_veth, control_mac = self.plumb(node_name, pid, bridges, host_links)
+        self.progress.count("plumbed")
         return dict(result, container=ctr.id, pid=pid, control_veth=control_veth, control_mac=control_mac)
 
     def plumb(self, node_name, pid, bridges, host_links):

@@ -176,3 +176,22 @@ def test_swap_in_names_a_node_that_dies_at_boot_with_the_end_of_its_log(playbook
         assert logged and "disk on fire" in logged.group(1) and "mounting /data" in logged.group(1), proc.stdout[-3000:]
     finally:
         playbooks.teardown(path)
+
+
+def test_a_big_slice_prints_its_progress_while_it_converges(playbooks):
+    d = {"name": "prog", "project": PROJECT,
+         "nodes": dict(("n%d" % i, {"image": BUSYBOX, "augment": "none", "command": ["sleep", "1000"]}) for i in range(8)),
+         "lans": {"lan0": {"members": ["n%d" % i for i in range(8)], "subnet": "10.9.7.0/24"}}}
+    path = playbooks.write(d)
+    extra = ["-e", "testbed_progress_above=4", "-e", "testbed_progress_every=0.2"]
+    try:
+        out = playbooks.swap_in(path, extra=extra).stdout
+        assert "Start converging this host's slice" in out, out[-3000:]
+        lines = re.findall(r"progress \[localhost\]: (\w+): nodes (\d+)/8 plumbed", out)
+        assert lines, out[-3000:]
+        assert "experiment %s/prog: 8 nodes (8 booted)" % PROJECT in out, out[-3000:]
+        again = playbooks.swap_in(path, extra=extra).stdout
+        assert re.search(r"localhost\s+: ok=\d+\s+changed=0", again), again[-2000:]
+    finally:
+        playbooks.teardown(path)
+    assert container_ids(PROJECT, "prog") == {}
