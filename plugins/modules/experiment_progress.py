@@ -19,14 +19,6 @@ description:
     runs the converge asynchronously for big slices and loops over this module; the callback plugin
     C(testbed.containers.progress) prints RV(line) at each retry.
 options:
-  project:
-    description: The experiment's project.
-    type: str
-    default: default
-  name:
-    description: The experiment's name.
-    type: str
-    required: true
   state_dir:
     description: Where the host keeps experiment records.
     type: path
@@ -42,6 +34,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - testbed.containers.common
+  - testbed.containers.common.experiment
 attributes:
   check_mode:
     support: full
