@@ -116,7 +116,7 @@ def _parse_network(errors, path, value):
 
 
 NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "pids", "augment", "host", "env", "start", "restart",
-             "entrypoint", "user", "workdir", "binds", "cap_add", "sysctls", "labels", "ports")
+             "entrypoint", "user", "workdir", "binds", "cap_add", "sysctls", "labels", "ports", "depends_on")
 # What a node's application runs as and where: the container's own (augment: none) or the
 # supervisor's override of the image's originals (basic, full).
 RUN_KEYS = ("entrypoint", "user", "workdir")
@@ -301,7 +301,43 @@ def _check_node(errors, path, spec, defaults):
     node["env"] = dict((k, "" if v is None else str(v)) for k, v in env.items())
     _check_run_keys(errors, path, spec, node)
     _check_container_keys(errors, path, spec, node)
+    depends = spec.get("depends_on")
+    if depends is not None and not (isinstance(depends, list) and all(isinstance(d, str) and d for d in depends)):
+        errors.add(_join(path, "depends_on"), "must be a list of node names (the nodes that start first)")
+        depends = None
+    node["depends_on"] = list(dict.fromkeys(depends or []))
     return node
+
+
+def _check_start_order(errors, nodes):
+    """``depends_on`` names other nodes of the experiment, without a cycle."""
+    for name, node in nodes.items():
+        for dep in node["depends_on"]:
+            if dep == name:
+                errors.add("nodes.%s.depends_on" % name, "a node cannot start after itself")
+            elif dep not in nodes:
+                errors.add("nodes.%s.depends_on" % name, "node %r is not in the experiment (its nodes: %s)"
+                           % (dep, ", ".join(sorted(nodes))))
+    if errors.items:
+        return
+    state = {}
+
+    def visit(name, trail):
+        state[name] = "visiting"
+        for dep in nodes[name]["depends_on"]:
+            if state.get(dep) == "visiting":
+                cycle = trail[trail.index(dep):] + [dep]
+                errors.add("nodes.%s.depends_on" % name, "the start order has a cycle: %s; remove one of them"
+                           % " -> ".join(cycle))
+                return False
+            if dep not in state and not visit(dep, trail + [dep]):
+                return False
+        state[name] = "done"
+        return True
+
+    for name in nodes:
+        if name not in state and not visit(name, [name]):
+            return
 
 
 def _check_run_keys(errors, path, spec, node):
@@ -608,6 +644,7 @@ def validate(doc):
     errors.gate()
 
     _check_references(errors, nodes, lans)
+    _check_start_order(errors, nodes)
     _check_host_names(errors, nodes, lans)
     _check_interface_names(errors, lans)
     _check_ports(errors, nodes)

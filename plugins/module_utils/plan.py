@@ -150,6 +150,8 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
         for key in defaults.CONTAINER_KEYS:
             if node.get(key) is not None and (key == "entrypoint" or node[key] not in ([], {})):
                 plan["nodes"][node_name][key] = node[key]
+        if node.get("depends_on"):  # the start order (not in the settings hash: changing it restarts nothing)
+            plan["nodes"][node_name]["depends_on"] = node["depends_on"]
     if exp["routing"] == "static":
         compute_routes(plan)
     plan["etc_hosts"] = hosts_entries(plan)

@@ -39,3 +39,19 @@ def unique(items):
     """``items`` without repeats, in first-seen order."""
     seen = set()
     return [i for i in items if not (i in seen or seen.add(i))]
+
+
+def start_waves(plan, nodes):
+    """``nodes`` (one host's, in file order) in the order they start: waves, each node after the
+    nodes it ``depends_on`` that run on the same host (nodes on other hosts start on their own).
+    One wave of all of them when no node sets an order."""
+    here = set(nodes)
+    deps = dict((n, [d for d in plan["nodes"][n].get("depends_on") or () if d in here]) for n in nodes)
+    waves, placed = [], set()
+    while len(placed) < len(nodes):
+        wave = [n for n in nodes if n not in placed and all(d in placed for d in deps[n])]
+        if not wave:  # a cycle (the model refuses them): the rest together rather than never
+            wave = [n for n in nodes if n not in placed]
+        waves.append(wave)
+        placed.update(wave)
+    return waves

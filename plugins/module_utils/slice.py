@@ -26,9 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.testbed.containers.plugins.module_utils import augment, control, defaults, engine, files, firewall, names
 from ansible_collections.testbed.containers.plugins.module_utils import images, netlink, services, shaping
-from ansible_collections.testbed.containers.plugins.module_utils.planned import hosts_file, root_keys, slice_of
+from ansible_collections.testbed.containers.plugins.module_utils.planned import hosts_file, root_keys, slice_of, start_waves
 
 DEFAULT_STATE_DIR = "/var/lib/testbed"
+# seconds a wave of start commands waits for the one before it to start (depends_on)
+START_ORDER_TIMEOUT = 30
 RECORD_VERSION = 1
 
 
@@ -332,14 +334,17 @@ class Slice:
         cannot start is dead (with the engine's reason), the others go on."""
         run.results = {}
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            futures = dict((node, pool.submit(self._converge_node, run.cli, node, run.actual.get(node), run.images,
-                                              run.image_ids, run.bridges, run.host_links, run.allocations[node]))
-                           for node in self.nodes)
-            for node, fut in futures.items():
-                try:
-                    run.results[node] = fut.result()
-                except Exception as exc:  # reported as dead, after every node had its go
-                    self.dead[node] = engine.describe_error(exc)
+            # in start order: a wave starts once the nodes it depends_on have started and are plumbed
+            for wave in start_waves(self.plan, self.nodes):
+                futures = dict((node, pool.submit(self._converge_node, run.cli, node, run.actual.get(node),
+                                                  run.images, run.image_ids, run.bridges, run.host_links,
+                                                  run.allocations[node]))
+                               for node in wave)
+                for node, fut in futures.items():
+                    try:
+                        run.results[node] = fut.result()
+                    except Exception as exc:  # reported as dead, after every node had its go
+                        self.dead[node] = engine.describe_error(exc)
 
     def stage_shaping(self, run):
         self._ensure_shaping(run.results)
@@ -485,11 +490,35 @@ class Slice:
 
     def _mark_ready(self, results):
         """Let start commands run: only once the whole slice is plumbed, shaped and firewalled,
-        so a start command finds its peers reachable (decision 11)."""
-        for node, result in sorted(results.items()):
-            if result.get("pid") and self.plan["nodes"][node]["augment"] != "none" and not self.dry_run \
-                    and augment.mark_ready(result["pid"]):
-                self._op("%s: interfaces ready, start command may run" % node)
+        so a start command finds its peers reachable (decision 11); in start order (depends_on):
+        a wave's start commands once the previous wave's have started."""
+        waves = start_waves(self.plan, [n for n in self.nodes if n in results])
+        for i, wave in enumerate(waves):
+            marked = []
+            for node in sorted(wave):
+                result = results[node]
+                if result.get("pid") and self.plan["nodes"][node]["augment"] != "none" and not self.dry_run \
+                        and augment.mark_ready(result["pid"]):
+                    self._op("%s: interfaces ready, start command may run" % node)
+                    marked.append(node)
+            if i + 1 < len(waves):
+                self._wait_started(dict((n, results[n]["pid"]) for n in marked))
+
+    def _wait_started(self, pids, timeout=START_ORDER_TIMEOUT):
+        """Until the supervisors of ``pids`` (node -> pid) have started their start commands."""
+        deadline = time.time() + timeout
+        for node, pid in sorted(pids.items()):
+            while time.time() < deadline:
+                try:
+                    if augment.read_status(pid).get("start_state") not in (None, "waiting"):
+                        break
+                except (augment.AugmentError, OSError):  # gone or not augmented: nothing to wait for
+                    break
+                time.sleep(0.05)
+            else:
+                self.warnings.append("the start command of %s had not started after %d s: the nodes that depend on "
+                                     "it start theirs anyway" % (node, timeout))
+                return
 
     def control_interface(self, pid):
         """Host-side name and MAC of a node's eth0."""

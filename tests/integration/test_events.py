@@ -195,3 +195,33 @@ def test_a_big_slice_prints_its_progress_while_it_converges(playbooks):
     finally:
         playbooks.teardown(path)
     assert container_ids(PROJECT, "prog") == {}
+
+
+def test_depends_on_starts_nodes_and_their_start_commands_in_order(playbooks):
+    """c depends on b, b on a: containers start and start commands run in that order (the kernel's
+    uptime, shared by every node, stamps each start command)."""
+    stamp = "cat /proc/uptime > /tmp/started; sleep 1000"
+    d = {"name": "order", "project": PROJECT,
+         "nodes": {"c": {"image": BUSYBOX, "augment": "basic", "command": ["sleep", "1000"], "start": stamp,
+                         "depends_on": ["b"]},
+                   "b": {"image": BUSYBOX, "augment": "basic", "command": ["sleep", "1000"], "start": stamp,
+                         "depends_on": ["a"]},
+                   "a": {"image": BUSYBOX, "augment": "basic", "command": ["sleep", "1000"], "start": stamp}},
+         "lans": {"lan0": {"members": ["a", "b", "c"], "subnet": "10.9.6.0/24"}}}
+    path = playbooks.write(d)
+    try:
+        playbooks.swap_in(path)
+        started = dict((n, sh(DOCKER, "inspect", "-f", "{{.State.StartedAt}}", cname("order", n)).stdout.strip())
+                       for n in "abc")
+        assert started["a"] < started["b"] < started["c"], started
+        stamps = {}
+        for node in "abc":
+            for _attempt in range(50):
+                proc = dexec(cname("order", node), "cat", "/tmp/started", check=False)
+                if proc.returncode == 0 and proc.stdout.strip():
+                    stamps[node] = float(proc.stdout.split()[0])
+                    break
+                time.sleep(0.1)
+        assert stamps.get("a", 1e9) <= stamps.get("b", 0) <= stamps.get("c", 0), stamps
+    finally:
+        playbooks.teardown(path)

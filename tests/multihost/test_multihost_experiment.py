@@ -387,3 +387,38 @@ def test_capture_and_link_events_for_a_node_on_a_remote_host(testbed_hosts, tmp_
         swap(sim, tmp_path, "teardown", path, check=False)
     for host in sim.names:
         assert sim.exec(host, "docker", "ps", "-aq", "--filter", "label=testbed.project=mhops").stdout.strip() == ""
+
+
+def test_a_containerlab_topology_runs_across_hosts_as_it_is(testbed_hosts, tmp_path):
+    """A clab file with named interfaces (e1-1) and exec commands, its two nodes on two hosts
+    (testbed_max_nodes: 1): the link crosses hosts over VXLAN and the exec addresses answer."""
+    sim = testbed_hosts
+    extra = tmp_path / "one-each.yml"
+    extra.write_text(yaml.safe_dump({"all": {"children": {"testbed_hosts": {
+        "hosts": dict((h, {"testbed_max_nodes": 1}) for h in sim.names)}}}}))
+    path = tmp_path / "pair.clab.yml"
+    path.write_text(yaml.safe_dump({"name": "mhpair", "topology": {
+        "kinds": {"linux": {"image": DEBIAN}},
+        "nodes": {"r1": {"kind": "linux", "exec": ["ip addr add 192.168.30.1/24 dev e1-1"]},
+                  "h1": {"kind": "linux", "exec": ["ip address add 192.168.30.2/24 dev eth1"]}},
+        "links": [{"endpoints": ["r1:e1-1", "h1:eth1"]}]}}))
+    records = os.path.join(str(tmp_path), "records")
+
+    def play(playbook, check=True):
+        return sim.ansible_playbook("-i", str(extra), "playbooks/%s.yml" % playbook, "-e", "experiment=%s" % path,
+                                    "-e", "testbed_record_dir=%s" % records, check=check)
+    try:
+        play("experiment")
+        with open(os.path.join(records, "default", "mhpair.json")) as f:
+            rec = dict((n["node"], n) for n in json.load(f)["nodes"])
+        assert rec["r1"]["host"] != rec["h1"]["host"], rec
+        assert "e1-1" in inner(sim, rec["r1"]["host"], rec["r1"]["container"], "ip", "link", "show", "e1-1").stdout
+        for _attempt in range(20):
+            ok, text = ping(sim, rec["r1"]["host"], rec["r1"]["container"], "192.168.30.2")
+            if ok:
+                break
+        assert ok, text
+    finally:
+        play("teardown", check=False)
+    for host in sim.names:
+        assert "mhpair" not in sim.exec(host, "docker", "ps", "-a", "--format", "{{.Names}}").stdout

@@ -81,12 +81,15 @@ def test_env_file_then_environment_over_it():
     assert doc["nodes"]["db"]["env"] == {"POSTGRES_PASSWORD": "example", "POSTGRES_DB": "app"}
 
 
-def test_depends_on_and_interpolation_notes():
-    text, _doc, notes = convert_file("two-networks/compose.yaml")
-    note = only(notes, "info", "depends_on of service proxy: nodes start together, and start commands run once every "
-                               "node's interfaces exist")
-    assert note.line == line_of(text, "depends_on:")
-    assert only(notes, "info", "depends_on of service app").line == line_of(text, "depends_on:", 2)
+def test_depends_on_is_the_start_order_and_interpolation_notes():
+    text, doc, notes = convert_file("two-networks/compose.yaml")
+    # depends_on is the nodes' start order; a condition other than service_started is noted
+    assert doc["nodes"]["proxy"]["depends_on"] == ["app"]
+    assert doc["nodes"]["app"]["depends_on"] == ["db"]
+    assert "depends_on" not in doc["nodes"]["db"]
+    note = only(notes, "info", "depends_on db of service app: condition service_healthy is taken as service_started")
+    assert note.line == line_of(text, "db:", 2) or note.line > line_of(text, "depends_on:", 2)
+    assert not [n for n in notes if "proxy" in n.message and "depends_on" in n.message]
     assert only(notes, "info", "variable NGINX_TAG is not set in .env: its default is used").line == \
         line_of(text, "NGINX_TAG")
     assert only(notes, "info", "variables of the file are interpolated from").line is None
@@ -671,3 +674,10 @@ def test_zero_limits_mean_no_limit(tmp_path):
     assert only(notes, "info", "cpus 0 of service a (no limit) is not carried over").line == line_of(text, "cpus")
     assert only(notes, "info", "pids limit -1 of service a (unlimited) is not carried over").line == \
         line_of(text, "pids_limit")
+
+
+def test_depends_on_a_missing_service_is_an_error_naming_its_line(tmp_path):
+    text = "services:\n  a:\n    image: busybox\n    depends_on: [nosuch]\n"
+    _text, notes = failing_text(tmp_path, text)
+    note = only(notes, "error", "depends_on of service a names 'nosuch', which is not a service of this project")
+    assert note.line == 4

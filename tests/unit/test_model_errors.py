@@ -15,7 +15,7 @@ from ansible_collections.testbed.containers.plugins.module_utils.plan import mak
 HOSTS = ["h1", "h2"]
 HINT = model.NAME_HINT
 IMG = {"image": "img"}
-NODE_KEYS = ("augment, binds, cap_add, command, cpus, entrypoint, env, forwarding, host, image, labels, memory, pids, ports, "
+NODE_KEYS = ("augment, binds, cap_add, command, cpus, depends_on, entrypoint, env, forwarding, host, image, labels, memory, pids, ports, "
              "restart, start, sysctls, user, workdir")
 TOP_KEYS = "addressing, defaults, events, lans, links, name, nodes, placement, project, routing, ssh_keys, users"
 

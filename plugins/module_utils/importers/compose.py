@@ -651,9 +651,13 @@ class _Compose:
             notes.error(self.line("networks"), "networks must be a mapping of network names to settings")
             networks = {}
         self.networks = networks
+        service_node = {}
         for sname, spec in services.items():
             node = self.node_names(sname, self.line("services", sname))
+            service_node[sname] = node
             self.nodes[node] = self.service(sname, node, spec)
+        for sname, spec in services.items():
+            self.start_order(sname, spec, service_node)
         doc["nodes"] = self.nodes
         lans = self.lans(networks)
         if lans:
@@ -734,15 +738,41 @@ class _Compose:
         self.key_values(spec.get("sysctls"), base + ("sysctls",), lambda k, v, line: add_sysctl(
             node, k, v, notes, line, "sysctl"))
         self.key_values(spec.get("labels"), base + ("labels",), lambda k, v, line: add_label(node, k, v, notes, line))
-        if spec.get("depends_on"):
-            notes.info(self.line(*base + ("depends_on",)), "depends_on of service %s: nodes start together, and start "
-                       "commands run once every node's interfaces exist (no start order, no health conditions)" % sname)
         self.resources(sname, node, spec, base)
         self.restart(sname, node, spec, base)
         self.ports(sname, node, spec.get("ports"), base + ("ports",))
         self.namespaces(sname, spec, base)
         self.service_networks(sname, node_name, spec, base)
         return node
+
+    def start_order(self, sname, spec, service_node):
+        """depends_on (a list, or a mapping with conditions) -> the node's depends_on: it starts,
+        and its start commands run, after those nodes' (on the same host; docs/importing.md)."""
+        depends = spec.get("depends_on") if isinstance(spec, dict) else None
+        if not depends:
+            return
+        base = ("services", sname, "depends_on")
+        if isinstance(depends, dict):
+            names = list(depends)
+            for dep, cond in depends.items():
+                condition = (cond or {}).get("condition", "service_started") if isinstance(cond, dict) else None
+                if condition not in (None, "service_started"):
+                    self.notes.info(self.line(*base + (dep,)), "depends_on %s of service %s: condition %s is taken as "
+                                    "service_started (the node starts after %s has started)" % (dep, sname, condition, dep))
+        elif isinstance(depends, list):
+            names = depends
+        else:
+            self.notes.error(self.line(*base), "depends_on of service %s must be a list or a mapping of services" % sname)
+            return
+        order = []
+        for i, dep in enumerate(names):
+            if dep not in service_node:
+                self.notes.error(self.line(*base + (i if isinstance(depends, list) else dep,)),
+                                 "depends_on of service %s names %r, which is not a service of this project" % (sname, dep))
+            else:
+                order.append(service_node[dep])
+        if order:
+            self.nodes[service_node[sname]]["depends_on"] = order
 
     def error_key(self, sname, key, value, line):
         if key == "privileged" and value is False:
