@@ -59,6 +59,23 @@ def append_event(record_dir, project, name, entry):
     return path
 
 
+def event_entry(event, at, results):
+    """The log entry of an applied event from each host's result (the registered results of the
+    experiment_event calls): when it started, how late, ok or failed, and each host's
+    operations, exit code, output and error.  Returns (entry, {host: error} of the failed)."""
+    results = [r for r in results if r.get("host")]
+    failed = dict((r["host"], r.get("msg") or "failed") for r in results if r.get("failed"))
+    applied = [r["applied_at"] for r in results if r.get("applied_at")]
+    late = [r["late"] for r in results if r.get("late") is not None]
+    entry = {"time": time.time(), "event": event, "at": at, "applied_at": min(applied) if applied else None,
+             "late": max(late) if late else None,
+             "result": "failed on %s" % ", ".join(sorted(failed)) if failed else "ok",
+             "hosts": dict((r["host"], {"operations": r.get("operations", []), "rc": r.get("rc"),
+                                        "output": (r.get("output") or "")[-2000:] or None, "error": failed.get(r["host"])})
+                           for r in results)}
+    return entry, failed
+
+
 def read_events(record_dir, project, name, last=None):
     """The logged events, oldest first (the ``last`` ones only); a torn last line is skipped."""
     entries = []

@@ -145,7 +145,6 @@ failed_hosts:
   type: dict
 """
 
-import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -157,16 +156,7 @@ def log(module, event, actions):
     """The controller's part: append the event and its results to the log, update the record."""
     p = module.params
     plan = p["plan"]
-    results = [r for r in p["results"] if r.get("host")]
-    failed = dict((r["host"], r.get("msg") or "failed") for r in results if r.get("failed"))
-    applied = [r["applied_at"] for r in results if r.get("applied_at")]
-    late = [r["late"] for r in results if r.get("late") is not None]
-    entry = {"time": time.time(), "event": event, "at": p["at"], "applied_at": min(applied) if applied else None,
-             "late": max(late) if late else None,
-             "result": "failed on %s" % ", ".join(sorted(failed)) if failed else "ok",
-             "hosts": dict((r["host"], {"operations": r.get("operations", []), "rc": r.get("rc"),
-                                        "output": (r.get("output") or "")[-2000:] or None, "error": failed.get(r["host"])})
-                           for r in results)}
+    entry, failed = report.event_entry(event, p["at"], p["results"])
     if module.check_mode:
         return entry, failed
     report.append_event(p["record_dir"], plan["project"], plan["name"], entry)

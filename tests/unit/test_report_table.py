@@ -59,3 +59,16 @@ def test_capture_locates_attachments_and_counts_pcap_packets(tmp_path):
     assert capture.count_packets(str(pcap)) == 3
     assert capture.tcpdump_args("tbv", "/tmp/x", 5, "icmp") == [capture.TCPDUMP, "-i", "tbv", "-U", "-n", "-w", "/tmp/x",
                                                                 "-c", "5", "icmp"]
+
+
+def test_event_entry_takes_the_earliest_start_the_latest_delay_and_names_failed_hosts():
+    from ansible_collections.testbed.containers.plugins.module_utils import report as rep
+    entry, failed = rep.event_entry("link lan0 down", 2.0, [
+        {"host": "h1", "applied_at": 100.5, "late": 0.2, "operations": ["take down tbx (a on lan0)"]},
+        {"host": "h2", "failed": True, "msg": "h2: no interface"},
+        {"skipped": True}])
+    assert failed == {"h2": "h2: no interface"}
+    assert entry["applied_at"] == 100.5 and entry["late"] == 0.2 and entry["at"] == 2.0
+    assert entry["result"] == "failed on h2"
+    assert entry["hosts"]["h1"]["operations"] == ["take down tbx (a on lan0)"] and entry["hosts"]["h2"]["error"]
+    assert "link lan0 down: failed on h2 (+0.20 s late)" in rep.event_line(entry)

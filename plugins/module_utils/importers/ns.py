@@ -1547,6 +1547,17 @@ def _cmd_if(it, argv, cmd, words):
         return it.run(it.script_of(argv, words, i, cmd))
 
 
+def _loop_body(it, body):
+    """One pass of a loop's body: False when it ran ``break``; ``continue`` ends the pass."""
+    try:
+        it.run(body)
+    except _Break:
+        return False
+    except _Continue:
+        pass
+    return True
+
+
 def _cmd_for(it, argv, cmd, words):
     if len(argv) != 5:
         _wrong_args(cmd, "for start test next command")
@@ -1555,12 +1566,8 @@ def _cmd_for(it, argv, cmd, words):
     it.run(start)
     while it.truth(test, test_line):
         it.step(cmd.line)
-        try:
-            it.run(body)
-        except _Break:
+        if not _loop_body(it, body):
             break
-        except _Continue:
-            pass
         it.run(step_)
     return ""
 
@@ -1572,12 +1579,8 @@ def _cmd_while(it, argv, cmd, words):
     test, test_line = argv[1], _line_of(words, 1, cmd)
     while it.truth(test, test_line):
         it.step(cmd.line)
-        try:
-            it.run(body)
-        except _Break:
+        if not _loop_body(it, body):
             break
-        except _Continue:
-            pass
     return ""
 
 
@@ -1601,12 +1604,8 @@ def _cmd_foreach(it, argv, cmd, words):
             for j, name in enumerate(names):
                 index = k * width + j
                 it.write(name, values[index] if index < len(values) else "")
-        try:
-            it.run(body)
-        except _Break:
+        if not _loop_body(it, body):
             break
-        except _Continue:
-            pass
     return ""
 
 
