@@ -174,6 +174,23 @@ def sysctl_errors(settings):
     return errors
 
 
+def sysctl_missing(settings, optional, host, exists=os.path.exists):
+    """The keys of ``settings`` this kernel does not have: (errors, skipped).  A key in
+    ``optional`` (a default the user did not set) is skipped; any other is an error naming
+    the key and the fix (a host that is itself a container, e.g. LXC or a simulated host, lacks
+    the neighbour-table limits, which are the init namespace's)."""
+    errors, skipped = [], []
+    for key in settings:
+        if exists(sysctl_path(key)):
+            continue
+        if key in optional:
+            skipped.append(key)
+        else:
+            errors.append("settings.%s: %s has no such kernel setting (%s is missing): remove it from the settings"
+                          % (key, host, sysctl_path(key)))
+    return errors, skipped
+
+
 def sysctl_changes(settings, read):
     """What to write: [(key, current, wanted)] for each setting below its minimum (an int value:
     a larger current value is kept) or different from its exact value (a string, compared

@@ -17,7 +17,8 @@ description:
     to O(persist) so that they hold after a reboot.
   - A number is a minimum, a larger current value is kept (an operator who raised a limit
     further is not overruled); a string is an exact value, compared word by word.
-  - Fails naming the key when the kernel has no such setting, before writing anything.
+  - Fails naming the key when the kernel has no such setting, before writing anything, unless
+    the key is in O(optional): then it is skipped with one warning naming every such key.
 options:
   settings:
     description:
@@ -25,6 +26,13 @@ options:
         string (exact value).
     type: dict
     required: true
+  optional:
+    description:
+      - Keys of O(settings) that may be missing on this kernel (the host role's defaults the user did
+        not set); they are skipped with a warning, and left out of O(persist).
+    type: list
+    elements: str
+    default: []
   persist:
     description:
       - The C(sysctl.d) file that applies the same settings at boot; an empty string writes none.
@@ -55,13 +63,18 @@ raised:
   returned: success
   type: dict
   sample: {"fs.inotify.max_user_instances": {"before": "128", "after": "8192"}}
+skipped:
+  description: Keys of O(optional) this kernel does not have, left alone.
+  returned: success
+  type: list
+  elements: str
+  sample: [net.ipv4.neigh.default.gc_thresh1]
 persisted:
   description: Whether the O(persist) file was (or in check mode would be) written.
   returned: success
   type: bool
 """
 
-import os
 import platform
 
 from ansible.module_utils.basic import AnsibleModule
@@ -77,17 +90,22 @@ def _read(key):
 def main():
     module = AnsibleModule(
         argument_spec=dict(settings=dict(type="dict", required=True),
+                           optional=dict(type="list", elements="str", default=[]),
                            persist=dict(type="str", default="/etc/sysctl.d/60-testbed.conf")),
         supports_check_mode=True,
     )
     settings = module.params["settings"]
     host = platform.node()
     errors = preflight.sysctl_errors(settings)
-    errors.extend("settings.%s: %s has no such kernel setting (%s is missing): remove it from the settings"
-                  % (key, host, preflight.sysctl_path(key)) for key in settings
-                  if not errors and not os.path.exists(preflight.sysctl_path(key)))
+    skipped = []
+    if not errors:
+        errors, skipped = preflight.sysctl_missing(settings, module.params["optional"], host)
     if errors:
         module.fail_json(msg="; ".join(errors))
+    if skipped:
+        module.warn("%s lacks the kernel setting(s) %s (a host that is itself a container?): skipped; set "
+                    "testbed_host_sysctls to silence this" % (host, ", ".join(skipped)))
+        settings = dict((key, value) for key, value in settings.items() if key not in skipped)
     changes = preflight.sysctl_changes(settings, _read)
     raised = dict((key, {"before": before, "after": after}) for key, before, after in changes)
     if not module.check_mode:
@@ -102,7 +120,7 @@ def main():
     if module.params["persist"]:
         persisted = files.write_if_changed(module.params["persist"], preflight.sysctl_file_text(settings),
                                            dry_run=module.check_mode)
-    result = dict(changed=bool(changes) or persisted, raised=raised, persisted=persisted)
+    result = dict(changed=bool(changes) or persisted, raised=raised, persisted=persisted, skipped=skipped)
     if module._diff and changes:
         result["diff"] = dict(before="".join("%s = %s\n" % (k, b) for k, b, _a in changes),
                               after="".join("%s = %s\n" % (k, a) for k, _b, a in changes))

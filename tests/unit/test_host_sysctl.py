@@ -40,3 +40,14 @@ def test_path_and_persistent_file():
     text = preflight.sysctl_file_text({"kernel.pid_max": 4194304, "net.ipv4.ip_local_port_range": "1024   65535"})
     assert text.endswith("kernel.pid_max = 4194304\nnet.ipv4.ip_local_port_range = 1024 65535\n")
     assert text.startswith("# testbed.containers")
+
+
+def test_missing_defaults_are_skipped_and_the_users_own_are_errors():
+    settings = {"kernel.pid_max": 4194304, "net.ipv4.neigh.default.gc_thresh1": 1024, "net.core.x": 1}
+    have = {preflight.sysctl_path("kernel.pid_max")}
+    errors, skipped = preflight.sysctl_missing(settings, ["net.ipv4.neigh.default.gc_thresh1", "kernel.pid_max"],
+                                               "h1", exists=lambda path: path in have)
+    assert skipped == ["net.ipv4.neigh.default.gc_thresh1"]
+    assert errors == ["settings.net.core.x: h1 has no such kernel setting (/proc/sys/net/core/x is missing): "
+                      "remove it from the settings"]
+    assert preflight.sysctl_missing(settings, [], "h1", exists=lambda path: True) == ([], [])
