@@ -45,38 +45,24 @@ options:
   at:
     description: The event's time in its schedule (seconds after the schedule started), for the log.
     type: float
-  state_dir:
-    description: Where the host keeps experiment records.
-    type: path
-    default: /var/lib/testbed
-  control:
-    description: The host's control network settings (as M(testbed.containers.experiment_slice) takes them).
-    type: dict
-  lock_timeout:
-    description: Seconds to wait for the experiment's lock on the host.
-    type: int
-    default: 900
   stop_timeout:
     description: Seconds a stopped or restarted node has to exit before the engine kills it.
     type: int
     default: 5
   results:
-    description: Each host's result of applying the event (the registered results of the O(host) calls); log them.
+    description: Each host's result of applying the event (the registered results of the O(host) calls); log them under O(record_dir).
     type: list
     elements: dict
-  record_dir:
-    description: The controller's experiment records (with O(results)).
-    type: path
-    default: ~/.testbed/experiments
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common.state_dir
+  - testbed.containers.common.control
+  - testbed.containers.common.lock_timeout
+  - testbed.containers.common.record_dir
   - testbed.containers.common
 attributes:
   check_mode:
-    support: full
     details: In check mode the event is checked and resolved and the actions are listed, nothing is applied or logged.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

@@ -49,10 +49,7 @@ extends_documentation_fragment:
   - testbed.containers.common
 attributes:
   check_mode:
-    support: full
     details: In check mode O(dest) is not written; C(changed) says whether it would be.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

@@ -68,19 +68,14 @@ options:
       - The testbed registry's address (C(testbed_registry_address)); no LAN subnet may hold it.
       - Default C(198.18.255.1), the registry role's.
     type: str
-  record_dir:
-    description: Directory of the controller's experiment records.
-    type: path
-    default: ~/.testbed/experiments
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common.record_dir
   - testbed.containers.common
 attributes:
   check_mode:
-    support: full
     details: Planning reads files only; check mode returns the same plan.
   diff_mode:
-    support: none
     details: The plan is returned, not a diff.
 """
 

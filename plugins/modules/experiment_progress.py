@@ -19,10 +19,6 @@ description:
     runs the converge asynchronously for big slices and loops over this module; the callback plugin
     C(testbed.containers.progress) prints RV(line) at each retry.
 options:
-  state_dir:
-    description: Where the host keeps experiment records.
-    type: path
-    default: /var/lib/testbed
   results_file:
     description: The results file of the asynchronous slice job (its C(results_file)).
     type: path
@@ -33,14 +29,10 @@ options:
     default: 2
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - testbed.containers.common
+  - testbed.containers.common.reads_only
+  - testbed.containers.common.state_dir
   - testbed.containers.common.experiment
-attributes:
-  check_mode:
-    support: full
-    details: Reads only.
-  diff_mode:
-    support: none
+  - testbed.containers.common
 """
 
 EXAMPLES = r"""

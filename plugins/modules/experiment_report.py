@@ -20,19 +20,11 @@ description:
   - The record is what the next M(testbed.containers.experiment_plan) reads to keep
     interface numbers and addresses stable when the experiment is modified in place.
 options:
-  plan:
-    description: The plan from M(testbed.containers.experiment_plan).
-    type: dict
-    required: true
   statuses:
     description: The C(nodes) lists of M(testbed.containers.experiment_status), one per host.
     type: list
     elements: list
     default: []
-  record_dir:
-    description: Directory of the controller's experiment records.
-    type: path
-    default: ~/.testbed/experiments
   state:
     description: Whether the record should exist.
     type: str
@@ -57,10 +49,11 @@ options:
     type: float
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common.plan
+  - testbed.containers.common.record_dir
   - testbed.containers.common
 attributes:
   check_mode:
-    support: full
     details: Check mode reports whether the record would change and writes nothing.
 """
 

@@ -48,10 +48,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  state_dir:
-    description: Where the host keeps experiment records, per-node files and locks.
-    type: path
-    default: /var/lib/testbed
   workers:
     description: Nodes converged at the same time.
     type: int
@@ -59,28 +55,15 @@ options:
   public_address:
     description: The address people use to reach this host; shown in each node's C(ssh -p PORT root@ADDRESS).
     type: str
-  control:
-    description:
-      - Settings of the host's control network; every key is optional.
-      - C(control_subnet) (default C(172.30.0.0/16)) is the subnet of the Docker network C(dockercnet).
-      - C(ssh_ports) (default C([30000, 39999])) is the range of public SSH ports of the nodes.
-      - C(exec_subnet) (default C(169.254.240.0/20)) holds one local address per node for exec-style SSH.
-      - C(exec_port) (default C(2222)) is the port of the host's exec-style sshd.
-    type: dict
-  lock_timeout:
-    description:
-      - Seconds to wait for the experiment's lock on this host when another swap-in, teardown or the
-        host agent holds it; then fail naming the holder (its process, what it does, for how long).
-      - The holder may be a module whose ansible-playbook was killed; it finishes its work first.
-    type: int
-    default: 900
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - testbed.containers.common
+  - testbed.containers.common.state_dir
+  - testbed.containers.common.control
+  - testbed.containers.common.lock_timeout
   - testbed.containers.common.registry
+  - testbed.containers.common
 attributes:
   check_mode:
-    support: full
     details: Check mode returns in RV(operations) what would be done and changes nothing.
   diff_mode:
     support: full

@@ -21,10 +21,6 @@ requirements:
   - docker (Docker SDK for Python)
   - pyroute2
 options:
-  state_dir:
-    description: Where the host keeps experiment records.
-    type: path
-    default: /var/lib/testbed
   boot_timeout:
     description:
       - Wait up to this many seconds until every node is C(booted) or C(dead) (swap-in waits for the
@@ -34,12 +30,10 @@ options:
     default: 0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - testbed.containers.common
+  - testbed.containers.common.reads_only
+  - testbed.containers.common.state_dir
   - testbed.containers.common.experiment
-attributes:
-  check_mode:
-    support: full
-    details: Reads only.
+  - testbed.containers.common
 """
 
 EXAMPLES = r"""

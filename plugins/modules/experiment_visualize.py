@@ -22,10 +22,6 @@ description:
   - With O(record), each node is coloured by its state (booted green, running yellow, dead red, absent grey).
   - Needs graphviz's C(dot) command on this host (C(apt-get install graphviz)). docs/operate.md.
 options:
-  plan:
-    description: The experiment's plan (the result of M(testbed.containers.experiment_plan), or a record's C(plan)).
-    type: dict
-    required: true
   record:
     description: The controller's experiment record (C(nodes) with each node's C(state)); without it nodes are plain.
     type: dict
@@ -42,13 +38,11 @@ options:
     default: [svg, png]
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common.plan
   - testbed.containers.common
 attributes:
   check_mode:
-    support: full
     details: In check mode only the DOT source is returned, nothing is written.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

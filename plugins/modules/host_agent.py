@@ -30,11 +30,9 @@ options:
     type: str
     choices: [started, stopped]
     default: started
-  control:
-    description: Control network settings, as for M(testbed.containers.experiment_slice).
-    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common.control
   - testbed.containers.common
 """
 

@@ -41,7 +41,6 @@ extends_documentation_fragment:
   - testbed.containers.common
 attributes:
   check_mode:
-    support: full
     details: Probes create and delete throwaway kernel objects in check mode too; nothing is left behind.
 """
 

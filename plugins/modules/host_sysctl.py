@@ -18,7 +18,7 @@ description:
   - A number is a minimum, a larger current value is kept (an operator who raised a limit
     further is not overruled); a string is an exact value, compared word by word.
   - Fails naming the key when the kernel has no such setting, before writing anything, unless
-    the key is in O(optional): then it is skipped with one warning naming every such key.
+    the key is in O(optional); then it is skipped with one warning naming every such key.
 options:
   settings:
     description:

@@ -43,8 +43,6 @@ options:
       - Defaults to E(TESTBED_TOOLS_DIR), else C(/var/cache/testbed/tools), where
         C(scripts/build-tools.sh) puts them.
     type: path
-notes:
-  - Check mode reports which images would be built, and their tags, without building.
 requirements:
   - docker (Python SDK) >= 5.0 on the host
   - a Docker engine on the host
@@ -53,7 +51,6 @@ extends_documentation_fragment:
   - testbed.containers.common
 attributes:
   check_mode:
-    support: full
     details: Check mode reports which images would be built, and their tags, without building.
 """
 

@@ -44,7 +44,6 @@ extends_documentation_fragment:
   - testbed.containers.common
 attributes:
   check_mode:
-    support: full
     details: Lists the images it would push.
 """
 

@@ -50,10 +50,7 @@ extends_documentation_fragment:
   - testbed.containers.common
 attributes:
   check_mode:
-    support: full
     details: In check mode only the interface is found, nothing is captured.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

@@ -42,7 +42,6 @@ extends_documentation_fragment:
   - testbed.containers.common.registry
 attributes:
   check_mode:
-    support: full
     details: Finds the node and names the image it would make; commits nothing.
 """
 

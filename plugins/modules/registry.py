@@ -145,14 +145,8 @@ options:
     default: 825
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common.operations
   - testbed.containers.common
-attributes:
-  check_mode:
-    support: full
-    details: Reports the operations it would do without doing them.
-  diff_mode:
-    support: partial
-    details: The diff lists the operations, not file contents.
 """
 
 EXAMPLES = r"""
