@@ -1,21 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: testbed.containers contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The testbed registry: a real image registry (distribution 2.8, Debian's ``docker-registry``)
-with htpasswd authentication and TLS from a CA of its own, and the image pipeline's calls into it.
+"""The testbed registry's server: a real image registry (distribution 2.8, Debian's
+``docker-registry``) with htpasswd authentication and TLS from a CA of its own (pki.py).
 
-Server side (on ``testbed_registry_host``): :func:`converge` / :func:`remove` with a
-:class:`Settings`.  The registry listens on one address that every physical host reaches and
-that is not loopback (Docker treats 127.0.0.0/8 registries as insecure, so TLS would prove
-nothing there); on a single host that address sits on a dummy interface we create.  The process
-is a systemd unit where systemd runs, otherwise a small shell supervisor started in its own
-session that restarts the registry when it exits.
+On ``testbed_registry_host``: :func:`converge` / :func:`remove` with a :class:`Settings`.  The
+registry listens on one address that every physical host reaches and that is not loopback
+(Docker treats 127.0.0.0/8 registries as insecure, so TLS would prove nothing there); on a single
+host that address sits on a dummy interface we create.  The process is a systemd unit where
+systemd runs, otherwise a small shell supervisor started in its own session that restarts the
+registry when it exits.
 
-Host side (every physical host): :func:`ensure_trust` puts the CA at
-``/etc/docker/certs.d/HOST:PORT/ca.crt`` (dockerd reads it at each connection: no restart), and
-:func:`ensure_login` writes the credentials into a Docker client config (``docker login``).
-
-Image pipeline: :func:`push` and :func:`ensure_pulled` through the Docker SDK.
+The host side (trusting the CA, logging in) is trust.py; pushing and pulling images is images.py.
 
 Everything here is importable without Ansible; every function that changes the host takes
 ``dry_run`` and returns the list of operations it did (or would do).
@@ -25,12 +21,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
-import datetime
 import errno
 import grp
 import hashlib
-import http.client
 import ipaddress
 import json
 import os
@@ -38,26 +31,12 @@ import pwd
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import time
 
-try:
-    import bcrypt
-    HAS_BCRYPT = True
-except ImportError:  # pragma: no cover - reported by the module
-    bcrypt = None
-    HAS_BCRYPT = False
-
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    HAS_CRYPTOGRAPHY = True
-except ImportError:  # pragma: no cover - reported by the module
-    x509 = None
-    HAS_CRYPTOGRAPHY = False
+from ansible_collections.testbed.containers.plugins.module_utils import pki, trust
+from ansible_collections.testbed.containers.plugins.module_utils.pki import (
+    DEFAULT_BCRYPT_COST, RegistryError, read_text, remove_file, write_file)
 
 try:
     from pyroute2 import IPRoute
@@ -71,19 +50,9 @@ except ImportError:  # pragma: no cover - reported by the module
 # Bump when the generated files change meaning, so running registries restart onto them.
 LAYOUT_VERSION = 1
 MARKER = ".testbed-registry"          # in the storage directory: we created it, we may delete it
-RENEW_DAYS = 30                        # re-issue a certificate this close to its expiry
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 DEFAULT_NAME = "testbed-registry"
-# distribution checks the bcrypt hash on EVERY request (a push or pull makes dozens), and the
-# cost doubles per step: cost 10 takes about 250 ms a request here, cost 5 about 2 ms. The
-# password is random and long (the role generates 32 characters), which is what resists
-# guessing; the cost only slows offline cracking of a weak password. Configurable.
-DEFAULT_BCRYPT_COST = 5
-
-
-class RegistryError(Exception):
-    pass
 
 
 # ----------------------------------------------------------------------------------------------
@@ -325,204 +294,8 @@ def ids_of(user):
 
 
 # ----------------------------------------------------------------------------------------------
-# htpasswd (bcrypt, the only scheme distribution accepts)
+# Directories
 # ----------------------------------------------------------------------------------------------
-
-def htpasswd_line(username, password, cost=DEFAULT_BCRYPT_COST):
-    hashed = bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds=cost)).decode("ascii")
-    return "%s:%s\n" % (username, hashed)
-
-
-def htpasswd_matches(content, username, password, cost=None):
-    """True when ``content`` is exactly one entry, for ``username``, whose hash matches ``password``
-    (and has bcrypt cost ``cost`` when given)."""
-    entries = [line for line in (content or "").splitlines() if line.strip()]
-    if len(entries) != 1 or ":" not in entries[0]:
-        return False
-    user, hashed = entries[0].split(":", 1)
-    if user != username or not hashed.startswith("$2"):
-        return False
-    if cost is not None and hashed[4:7] != "%02d$" % cost:
-        return False
-    try:
-        return bcrypt.checkpw(password.encode("utf-8"), hashed.encode("ascii"))
-    except ValueError:
-        return False
-
-
-# ----------------------------------------------------------------------------------------------
-# PKI (python cryptography): a CA of our own, a server certificate with the address as SAN
-# ----------------------------------------------------------------------------------------------
-
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def _pem_key(key):
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode("ascii")
-
-
-def _pem_cert(cert):
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-
-def _not_after(cert):
-    try:
-        return cert.not_valid_after_utc
-    except AttributeError:  # cryptography < 42
-        return cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
-
-
-def make_ca(common_name, days):
-    """A self-signed CA (ECDSA P-256) allowed to sign server certificates only: (cert_pem, key_pem)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "testbed.containers"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = _now()
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(ski, critical=False)
-            .sign(key, hashes.SHA256()))
-    return _pem_cert(cert), _pem_key(key)
-
-
-def make_server_cert(ca_cert_pem, ca_key_pem, address, dns_names, days):
-    """A server certificate for ``address`` (IP SAN) and ``dns_names``, signed by the CA: (cert_pem, key_pem)."""
-    ca_cert = x509.load_pem_x509_certificate(ca_cert_pem.encode("ascii"))
-    ca_key = serialization.load_pem_private_key(ca_key_pem.encode("ascii"), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
-    not_after = min(now + datetime.timedelta(days=days), _not_after(ca_cert))
-    sans = [x509.IPAddress(ipaddress.ip_address(address))] + [x509.DNSName(n) for n in dns_names]
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0] if dns_names
-                                                           else str(address))]))
-               .issuer_name(ca_cert.subject).public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(not_after)
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                            data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                            crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-               .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
-    try:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
-    except Exception:  # pragma: no cover - unusual CA key types
-        pass
-    cert = builder.sign(ca_key, hashes.SHA256())
-    return _pem_cert(cert), _pem_key(key)
-
-
-def ca_problem(ca_cert_pem, ca_key_pem=None):
-    """Why this CA cannot serve (None when it can)."""
-    try:
-        cert = x509.load_pem_x509_certificate(ca_cert_pem.encode("ascii"))
-    except Exception as exc:
-        return "not a PEM certificate (%s)" % exc
-    try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        if not bc.ca:
-            return "not a CA certificate"
-    except x509.ExtensionNotFound:
-        return "not a CA certificate (no basicConstraints)"
-    if _not_after(cert) < _now() + datetime.timedelta(days=RENEW_DAYS):
-        return "expires on %s" % _not_after(cert).date()
-    if ca_key_pem is not None:
-        problem = _key_problem(cert, ca_key_pem)
-        if problem:
-            return problem
-    return None
-
-
-def _key_problem(cert, key_pem):
-    try:
-        key = serialization.load_pem_private_key(key_pem.encode("ascii"), password=None)
-    except Exception as exc:
-        return "its key cannot be read (%s)" % exc
-    fmt = (serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    if key.public_key().public_bytes(*fmt) != cert.public_key().public_bytes(*fmt):
-        return "the key does not belong to the certificate"
-    return None
-
-
-def server_cert_problem(cert_pem, key_pem, ca_cert_pem, address, dns_names):
-    """Why this server certificate does not fit (None when it does): SAN, issuer, expiry, key."""
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
-        ca = x509.load_pem_x509_certificate(ca_cert_pem.encode("ascii"))
-    except Exception as exc:
-        return "not a PEM certificate (%s)" % exc
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return "no subjectAltName"
-    if ipaddress.ip_address(address) not in sans.get_values_for_type(x509.IPAddress):
-        return "its subjectAltName lacks %s" % address
-    missing = set(dns_names) - set(sans.get_values_for_type(x509.DNSName))
-    if missing:
-        return "its subjectAltName lacks %s" % ", ".join(sorted(missing))
-    try:
-        cert.verify_directly_issued_by(ca)
-    except Exception:
-        return "not issued by the CA"
-    if _not_after(cert) < _now() + datetime.timedelta(days=RENEW_DAYS):
-        return "expires on %s" % _not_after(cert).date()
-    return _key_problem(cert, key_pem)
-
-
-# ----------------------------------------------------------------------------------------------
-# Files
-# ----------------------------------------------------------------------------------------------
-
-def read_text(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except (IOError, OSError) as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        raise RegistryError("cannot read %s: %s" % (path, exc))
-
-
-def write_file(path, content, mode=0o644, uid=0, gid=0, dry_run=False):
-    """Write ``content`` atomically with this mode and owner; True when anything changed."""
-    try:
-        st = os.stat(path)
-        same = (read_text(path) == content and (st.st_mode & 0o7777) == mode
-                and st.st_uid == uid and st.st_gid == gid)
-    except OSError:
-        same = False
-    if same:
-        return False
-    if dry_run:
-        return True
-    tmp = "%s.tmp%d" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(content)
-        os.chown(tmp, uid, gid)
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return True
-
 
 def ensure_dir(path, mode=0o755, uid=0, gid=0, dry_run=False):
     """Create ``path`` (and parents) or fix its mode/owner; True when anything changed."""
@@ -539,25 +312,6 @@ def ensure_dir(path, mode=0o755, uid=0, gid=0, dry_run=False):
     if not dry_run:
         os.chown(path, uid, gid)
         os.chmod(path, mode)
-    return True
-
-
-def remove_file(path, dry_run=False):
-    if not os.path.lexists(path):
-        return False
-    if not dry_run:
-        os.unlink(path)
-    return True
-
-
-def remove_empty_dir(path, dry_run=False):
-    try:
-        if os.listdir(path):
-            return False
-    except OSError:
-        return False
-    if not dry_run:
-        os.rmdir(path)
     return True
 
 
@@ -763,28 +517,7 @@ def _systemctl(*args, check=True):
 
 def probe(s, ca_pem, timeout=3.0, auth=None):
     """HTTP status of GET https://REGISTRY/v2/ checked against the CA (None when nothing answers)."""
-    return http_status(s.registry, ca_pem, auth=auth, timeout=timeout)
-
-
-def http_status(registry, ca_pem, auth=None, timeout=3.0, path="/v2/"):
-    host, port = _split_host_port(registry)
-    ctx = ssl.create_default_context(cadata=ca_pem)
-    conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx)
-    headers = {}
-    if auth:
-        headers["Authorization"] = "Basic " + base64.b64encode(("%s:%s" % auth).encode("utf-8")).decode("ascii")
-    try:
-        conn.request("GET", path, headers=headers)
-        return conn.getresponse().status
-    except (OSError, ssl.SSLError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
-
-
-def _split_host_port(registry):
-    host, port = registry.rsplit(":", 1)
-    return host.strip("[]"), int(port)
+    return trust.http_status(s.registry, ca_pem, auth=auth, timeout=timeout)
 
 
 def _wait_ready(s, ca_pem, timeout=START_TIMEOUT):
@@ -884,58 +617,11 @@ def _ensure_running(s, ca_pem, changed_files, dry_run):
 # Server: converge and remove
 # ----------------------------------------------------------------------------------------------
 
-def _pki(s, uid, gid, dry_run):
-    """CA and server certificate; returns (operations, ca_pem)."""
-    ops = []
-    ca_pem = read_text(s.ca_cert)
-    if s.own_tls:
-        if ca_pem is None:
-            raise RegistryError("ca_cert %s does not exist" % s.ca_cert)
-        cert, key = read_text(s.tls_cert), read_text(s.tls_key)
-        if cert is None or key is None:
-            raise RegistryError("tls_cert %s or tls_key %s does not exist" % (s.tls_cert, s.tls_key))
-        problem = server_cert_problem(cert, key, ca_pem, s.address, s.dns_names)
-        if problem:
-            raise RegistryError("tls_cert %s does not fit: %s" % (s.tls_cert, problem))
-        return ops, ca_pem
-    ca_key = read_text(s.ca_key)
-    if s.own_ca:
-        if ca_pem is None or ca_key is None:
-            raise RegistryError("ca_cert %s or ca_key %s does not exist" % (s.ca_cert, s.ca_key))
-        problem = ca_problem(ca_pem, ca_key)
-        if problem:
-            raise RegistryError("ca_cert %s cannot sign the registry's certificate: %s" % (s.ca_cert, problem))
-    else:
-        problem = "missing" if ca_pem is None or ca_key is None else ca_problem(ca_pem, ca_key)
-        if problem:
-            ops.append("create CA %s (%s)" % (s.ca_cert, "it was " + problem if problem != "missing" else "new"))
-            if dry_run:
-                return ops + ["issue server certificate %s" % s.tls_cert], None
-            ca_pem, ca_key = make_ca("%s CA" % s.name, s.ca_days)
-            write_file(s.ca_key, ca_key, 0o600, 0, 0)
-            write_file(s.ca_cert, ca_pem, 0o644, 0, 0)
-    cert, key = read_text(s.tls_cert), read_text(s.tls_key)
-    if cert is None or key is None:
-        problem = "missing"
-    else:
-        problem = server_cert_problem(cert, key, ca_pem, s.address, s.dns_names)
-    if problem:
-        ops.append("issue server certificate %s (%s)" % (s.tls_cert, "new" if problem == "missing" else problem))
-        if not dry_run:
-            cert, key = make_server_cert(ca_pem, ca_key, s.address, s.dns_names, s.cert_days)
-            write_file(s.tls_key, key, 0o640, 0, gid)
-            write_file(s.tls_cert, cert, 0o644, 0, 0)
-    elif not dry_run:
-        if write_file(s.tls_key, key, 0o640, 0, gid) | write_file(s.tls_cert, cert, 0o644, 0, 0):
-            ops.append("fix mode/owner of %s" % s.tls_dir)
-    return ops, ca_pem
-
-
 def converge(s, dry_run=False):
     """Make the registry run as ``s`` says. Returns dict(changed, operations, registry, ca_cert, pid, service)."""
-    if not HAS_BCRYPT:
+    if not pki.HAS_BCRYPT:
         raise RegistryError("the Python package bcrypt is missing (pip install bcrypt)")
-    if not HAS_CRYPTOGRAPHY:
+    if not pki.HAS_CRYPTOGRAPHY:
         raise RegistryError("the Python package cryptography is missing (pip install cryptography)")
     if not s.username or not s.password:
         raise RegistryError("username and password are required")
@@ -973,15 +659,11 @@ def converge(s, dry_run=False):
         if not dry_run:
             write_file(marker, "storage of the testbed registry %s; removed with it\n" % s.name, 0o644, uid, gid)
 
-    pki_ops, ca_pem = _pki(s, uid, gid, dry_run)
+    pki_ops, ca_pem = pki.ensure_tls(s, gid, dry_run)
     ops += pki_ops
 
     changed_files = bool(pki_ops)
-    current = read_text(s.htpasswd)
-    if current is not None and htpasswd_matches(current, s.username, s.password, s.bcrypt_cost):
-        htpasswd = current
-    else:
-        htpasswd = htpasswd_line(s.username, s.password, s.bcrypt_cost)
+    htpasswd = pki.htpasswd_entry(read_text(s.htpasswd), s.username, s.password, s.bcrypt_cost)
     files = [(s.htpasswd, htpasswd, 0o640, 0, gid), (s.config, render_config(s), 0o640, 0, gid)]
     if s.service == "supervisor":
         files.append((s.script, render_supervisor(s), 0o750, 0, 0))
@@ -1062,116 +744,6 @@ def remove(s, dry_run=False):
             seen.add(op)
             out.append(op)
     return {"changed": bool(out), "operations": out, "registry": s.registry, "service": s.service}
-
-
-# ----------------------------------------------------------------------------------------------
-# Host side: trust the CA, log in
-# ----------------------------------------------------------------------------------------------
-
-def trust_path(registry, certs_dir="/etc/docker/certs.d"):
-    return os.path.join(certs_dir, registry, "ca.crt")
-
-
-def ensure_trust(registry, ca_pem, certs_dir="/etc/docker/certs.d", dry_run=False):
-    """dockerd trusts ``ca_pem`` for ``registry`` (read at each connection: no restart needed)."""
-    path = trust_path(registry, certs_dir)
-    ops = []
-    if not os.path.isdir(os.path.dirname(path)):
-        ops.append("create %s" % os.path.dirname(path))
-        if not dry_run:
-            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    if write_file(path, ca_pem, 0o644, 0, 0, dry_run):
-        ops.append("install the registry CA as %s" % path)
-    return ops
-
-
-def remove_trust(registry, certs_dir="/etc/docker/certs.d", dry_run=False):
-    path = trust_path(registry, certs_dir)
-    ops = []
-    if remove_file(path, dry_run):
-        ops.append("remove %s" % path)
-    if os.path.isdir(os.path.dirname(path)) and remove_empty_dir(os.path.dirname(path), dry_run):
-        ops.append("remove %s" % os.path.dirname(path))
-    return ops
-
-
-def default_docker_config():
-    return os.path.join(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"), "config.json")
-
-
-def _load_docker_config(path):
-    text = read_text(path)
-    if not text:
-        return {}
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise RegistryError("%s is not JSON (%s): fix or remove it" % (path, exc))
-    if not isinstance(data, dict):
-        raise RegistryError("%s is not a JSON object" % path)
-    return data
-
-
-def _write_docker_config(path, data, dry_run):
-    st = None
-    try:
-        st = os.stat(path)
-    except OSError:
-        pass
-    content = json.dumps(data, indent="\t", sort_keys=True) + "\n"
-    if not os.path.isdir(os.path.dirname(path)) and not dry_run:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    uid, gid = (st.st_uid, st.st_gid) if st else (os.getuid(), os.getgid())
-    return write_file(path, content, 0o600, uid, gid, dry_run)
-
-
-def auth_entry(username, password):
-    return base64.b64encode(("%s:%s" % (username, password)).encode("utf-8")).decode("ascii")
-
-
-def ensure_login(registry, username, password, config_path=None, dry_run=False):
-    """``docker login REGISTRY`` without the CLI: the credentials in the client config's ``auths``.
-
-    Returns (operations, warnings).  A config with a ``credsStore`` makes the CLI ask that helper
-    instead: warned about, still written (the Docker SDK reads ``auths`` first)."""
-    path = config_path or default_docker_config()
-    data = _load_docker_config(path)
-    warnings = []
-    if data.get("credsStore") or (data.get("credHelpers") or {}).get(registry):
-        warnings.append("%s names a credential helper: the docker CLI may ignore the auths entry for %s"
-                        % (path, registry))
-    auths = data.setdefault("auths", {})
-    want = auth_entry(username, password)
-    if (auths.get(registry) or {}).get("auth") == want:
-        return [], warnings
-    auths[registry] = {"auth": want}
-    _write_docker_config(path, data, dry_run)
-    return ["log in to %s in %s" % (registry, path)], warnings
-
-
-def remove_login(registry, config_path=None, dry_run=False):
-    path = config_path or default_docker_config()
-    data = _load_docker_config(path)
-    if registry not in (data.get("auths") or {}):
-        return []
-    del data["auths"][registry]
-    _write_docker_config(path, data, dry_run)
-    return ["log out of %s in %s" % (registry, path)]
-
-
-def verify_access(registry, ca_pem, username, password, timeout=5.0):
-    """None when TLS checks out against the CA, credentials are accepted and anonymous access is refused;
-    otherwise what is wrong."""
-    anonymous = http_status(registry, ca_pem, timeout=timeout)
-    if anonymous is None:
-        return ("nothing answers https://%s/v2/ with a certificate from the registry CA (unreachable, "
-                "or the certificate does not match)" % registry)
-    if anonymous != 401:
-        return "https://%s/v2/ answered %d without credentials, expected 401" % (registry, anonymous)
-    status = http_status(registry, ca_pem, auth=(username, password), timeout=timeout)
-    if status != 200:
-        return "https://%s/v2/ answered %s with the credentials, expected 200" % (registry, status)
-    return None
 
 
 def free_port_hint(address, port):

@@ -213,7 +213,7 @@ import platform
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.testbed.containers.plugins.module_utils import registry
+from ansible_collections.testbed.containers.plugins.module_utils import pki, registry
 
 
 def main():
@@ -237,7 +237,7 @@ def main():
             service=dict(type="str", choices=["auto", "systemd", "supervisor"], default="auto"),
             username=dict(type="str", default="testbed"),
             password=dict(type="str", no_log=True),
-            bcrypt_cost=dict(type="int", default=registry.DEFAULT_BCRYPT_COST),
+            bcrypt_cost=dict(type="int", default=pki.DEFAULT_BCRYPT_COST),
             ca_cert=dict(type="path"),
             ca_key=dict(type="path", no_log=False),
             tls_cert=dict(type="path"),
@@ -252,9 +252,9 @@ def main():
     p = module.params
     host = platform.node()
     present = p["state"] == "present"
-    if present and not registry.HAS_BCRYPT:
+    if present and not pki.HAS_BCRYPT:
         module.fail_json(msg="%s: %s" % (host, missing_required_lib("bcrypt")))
-    if present and not registry.HAS_CRYPTOGRAPHY:
+    if present and not pki.HAS_CRYPTOGRAPHY:
         module.fail_json(msg="%s: %s" % (host, missing_required_lib("cryptography")))
     if not registry.HAS_PYROUTE2 and p["interface"]:
         module.fail_json(msg="%s: %s" % (host, missing_required_lib("pyroute2")))

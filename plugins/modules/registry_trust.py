@@ -98,7 +98,7 @@ import platform
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.testbed.containers.plugins.module_utils import registry
+from ansible_collections.testbed.containers.plugins.module_utils import trust
 
 
 def main():
@@ -120,7 +120,7 @@ def main():
     host = platform.node()
     reg = p["registry"]
     dry = module.check_mode
-    config = p["docker_config"] or registry.default_docker_config()
+    config = p["docker_config"] or trust.default_docker_config()
     ops, warnings = [], []
     try:
         if p["state"] == "present":
@@ -129,25 +129,25 @@ def main():
             if (p["login"] or p["verify"]) and not p["password"]:
                 module.fail_json(msg="%s: password is required with login or verify" % host)
             if p["ca_cert"]:
-                ops += registry.ensure_trust(reg, p["ca_cert"], p["certs_dir"], dry)
+                ops += trust.ensure_trust(reg, p["ca_cert"], p["certs_dir"], dry)
             elif dry:
-                ops.append("install the registry CA as %s" % registry.trust_path(reg, p["certs_dir"]))
+                ops.append("install the registry CA as %s" % trust.trust_path(reg, p["certs_dir"]))
             if p["login"]:
-                login_ops, warnings = registry.ensure_login(reg, p["username"], p["password"], config, dry)
+                login_ops, warnings = trust.ensure_login(reg, p["username"], p["password"], config, dry)
                 ops += login_ops
             if p["verify"] and not dry:
-                problem = registry.verify_access(reg, p["ca_cert"], p["username"], p["password"])
+                problem = trust.verify_access(reg, p["ca_cert"], p["username"], p["password"])
                 if problem:
                     module.fail_json(msg="%s: registry %s: %s" % (host, reg, problem), operations=ops)
         else:
-            ops += registry.remove_trust(reg, p["certs_dir"], dry)
+            ops += trust.remove_trust(reg, p["certs_dir"], dry)
             if p["login"]:
-                ops += registry.remove_login(reg, config, dry)
-    except registry.RegistryError as exc:
+                ops += trust.remove_login(reg, config, dry)
+    except trust.RegistryError as exc:
         module.fail_json(msg="%s: registry %s: %s" % (host, reg, exc), operations=ops)
     for warning in warnings:
         module.warn(warning)
-    result = dict(changed=bool(ops), operations=ops, ca_path=registry.trust_path(reg, p["certs_dir"]))
+    result = dict(changed=bool(ops), operations=ops, ca_path=trust.trust_path(reg, p["certs_dir"]))
     if p["login"]:
         result["docker_config"] = config
     if module._diff:

@@ -27,7 +27,7 @@ import yaml
 
 from helpers import BUSYBOX, DOCKER, ROOT, VENV_BIN, recap_changed, sh
 
-from ansible_collections.testbed.containers.plugins.module_utils import images, registry
+from ansible_collections.testbed.containers.plugins.module_utils import images, registry, trust
 
 NAME = "tbreg-itest"
 IFACE = "tbregt0"
@@ -137,7 +137,7 @@ class Env:
                 pass
         if _iface_exists(IFACE):
             subprocess.run(["ip", "link", "del", IFACE], check=False)
-        registry.remove_trust(REGISTRY, CERTS_DIR)
+        trust.remove_trust(REGISTRY, CERTS_DIR)
         for image in self.client.images.list():
             for tag in image.tags:
                 if tag.startswith(REGISTRY + "/"):

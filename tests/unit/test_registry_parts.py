@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.testbed.containers.plugins.module_utils import images, registry
+from ansible_collections.testbed.containers.plugins.module_utils import images, pki, registry, trust
 
 x509 = pytest.importorskip("cryptography.x509")
 
@@ -71,44 +71,44 @@ def test_systemd_unit_recreates_the_interface():
 
 def test_htpasswd_matches_user_password_and_cost():
     pytest.importorskip("bcrypt")
-    line = registry.htpasswd_line("testbed", "pw", cost=4)
+    line = pki.htpasswd_line("testbed", "pw", cost=4)
     assert line.startswith("testbed:$2b$04$") and line.endswith("\n")
-    assert registry.htpasswd_matches(line, "testbed", "pw", cost=4)
-    assert not registry.htpasswd_matches(line, "testbed", "pw", cost=5)
-    assert not registry.htpasswd_matches(line, "testbed", "other")
-    assert not registry.htpasswd_matches(line, "admin", "pw")
-    assert not registry.htpasswd_matches(line + line, "testbed", "pw")
-    assert not registry.htpasswd_matches("testbed:{SHA}abc\n", "testbed", "pw")
+    assert pki.htpasswd_matches(line, "testbed", "pw", cost=4)
+    assert not pki.htpasswd_matches(line, "testbed", "pw", cost=5)
+    assert not pki.htpasswd_matches(line, "testbed", "other")
+    assert not pki.htpasswd_matches(line, "admin", "pw")
+    assert not pki.htpasswd_matches(line + line, "testbed", "pw")
+    assert not pki.htpasswd_matches("testbed:{SHA}abc\n", "testbed", "pw")
 
 
 def test_server_certificate_is_checked_for_san_issuer_and_key():
-    ca, ca_key = registry.make_ca("test CA", 30 + registry.RENEW_DAYS)
-    assert registry.ca_problem(ca, ca_key) is None
-    cert, key = registry.make_server_cert(ca, ca_key, "198.18.255.1", ["registry.testbed"], 90)
-    assert registry.server_cert_problem(cert, key, ca, "198.18.255.1", ["registry.testbed"]) is None
+    ca, ca_key = pki.make_ca("test CA", 30 + pki.RENEW_DAYS)
+    assert pki.ca_problem(ca, ca_key) is None
+    cert, key = pki.make_server_cert(ca, ca_key, "198.18.255.1", ["registry.testbed"], 90)
+    assert pki.server_cert_problem(cert, key, ca, "198.18.255.1", ["registry.testbed"]) is None
     parsed = x509.load_pem_x509_certificate(cert.encode())
     san = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("198.18.255.1")]
     # a server certificate never outlives its CA
-    assert registry._not_after(parsed) <= registry._not_after(x509.load_pem_x509_certificate(ca.encode()))
-    assert "lacks 198.18.255.2" in registry.server_cert_problem(cert, key, ca, "198.18.255.2", ["registry.testbed"])
-    assert "lacks other.name" in registry.server_cert_problem(cert, key, ca, "198.18.255.1", ["other.name"])
-    other_ca, other_key = registry.make_ca("other CA", 3650)
-    assert registry.server_cert_problem(cert, key, other_ca, "198.18.255.1", []) == "not issued by the CA"
-    stray_key = registry.make_server_cert(ca, ca_key, "198.18.255.1", [], 90)[1]
-    assert "does not belong" in registry.server_cert_problem(cert, stray_key, ca, "198.18.255.1", [])
-    assert "does not belong" in registry.ca_problem(ca, other_key)
+    assert pki._not_after(parsed) <= pki._not_after(x509.load_pem_x509_certificate(ca.encode()))
+    assert "lacks 198.18.255.2" in pki.server_cert_problem(cert, key, ca, "198.18.255.2", ["registry.testbed"])
+    assert "lacks other.name" in pki.server_cert_problem(cert, key, ca, "198.18.255.1", ["other.name"])
+    other_ca, other_key = pki.make_ca("other CA", 3650)
+    assert pki.server_cert_problem(cert, key, other_ca, "198.18.255.1", []) == "not issued by the CA"
+    stray_key = pki.make_server_cert(ca, ca_key, "198.18.255.1", [], 90)[1]
+    assert "does not belong" in pki.server_cert_problem(cert, stray_key, ca, "198.18.255.1", [])
+    assert "does not belong" in pki.ca_problem(ca, other_key)
     # close to expiry: renewed
-    short, short_key = registry.make_server_cert(ca, ca_key, "198.18.255.1", [], registry.RENEW_DAYS - 1)
-    assert "expires on" in registry.server_cert_problem(short, short_key, ca, "198.18.255.1", [])
-    assert registry._now() < registry._not_after(x509.load_pem_x509_certificate(short.encode())) \
-        < registry._now() + datetime.timedelta(days=registry.RENEW_DAYS)
+    short, short_key = pki.make_server_cert(ca, ca_key, "198.18.255.1", [], pki.RENEW_DAYS - 1)
+    assert "expires on" in pki.server_cert_problem(short, short_key, ca, "198.18.255.1", [])
+    assert pki._now() < pki._not_after(x509.load_pem_x509_certificate(short.encode())) \
+        < pki._now() + datetime.timedelta(days=pki.RENEW_DAYS)
 
 
 def test_a_server_certificate_is_not_a_ca():
-    ca, ca_key = registry.make_ca("test CA", 3650)
-    cert = registry.make_server_cert(ca, ca_key, "198.18.255.1", [], 90)[0]
-    assert registry.ca_problem(cert) == "not a CA certificate"
+    ca, ca_key = pki.make_ca("test CA", 3650)
+    cert = pki.make_server_cert(ca, ca_key, "198.18.255.1", [], 90)[0]
+    assert pki.ca_problem(cert) == "not a CA certificate"
 
 
 @pytest.mark.parametrize("local, remote", [
@@ -136,12 +136,36 @@ def test_login_entry_merges_into_an_existing_docker_config(tmp_path):
     path = str(tmp_path / "d" / "config.json")
     with open(str(tmp_path / "seed.json"), "w") as f:
         f.write("{}")
-    ops, warnings = registry.ensure_login("R:1", "u", "p", path)
+    ops, warnings = trust.ensure_login("R:1", "u", "p", path)
     assert ops and not warnings
-    assert registry.ensure_login("R:1", "u", "p", path) == ([], [])
-    registry.ensure_login("other:2", "v", "q", path)
-    assert registry.remove_login("R:1", path)
-    assert registry.remove_login("R:1", path) == []
+    assert trust.ensure_login("R:1", "u", "p", path) == ([], [])
+    trust.ensure_login("other:2", "v", "q", path)
+    assert trust.remove_login("R:1", path)
+    assert trust.remove_login("R:1", path) == []
     import json
     with open(path) as f:
         assert list(json.load(f)["auths"]) == ["other:2"]
+
+
+def test_htpasswd_entry_is_kept_while_it_matches():
+    pytest.importorskip("bcrypt")
+    current = pki.htpasswd_line("testbed", "pw", cost=4)
+    assert pki.htpasswd_entry(current, "testbed", "pw", 4) is current
+    changed = pki.htpasswd_entry(current, "testbed", "other", 4)
+    assert changed != current and pki.htpasswd_matches(changed, "testbed", "other", 4)
+    assert pki.htpasswd_matches(pki.htpasswd_entry(None, "testbed", "pw", 4), "testbed", "pw", 4)
+
+
+def test_check_mode_plans_a_new_ca_and_server_certificate_and_writes_nothing(tmp_path):
+    s = settings(config_dir=str(tmp_path / "c"))
+    ops, ca_pem = pki.ensure_tls(s, 0, dry_run=True)
+    assert ops == ["create CA %s (new)" % s.ca_cert, "issue server certificate %s" % s.tls_cert]
+    assert ca_pem is None and not (tmp_path / "c").exists()
+
+
+def test_trust_in_check_mode_names_the_ca_file_and_writes_nothing(tmp_path):
+    certs = str(tmp_path / "certs.d")
+    assert trust.ensure_trust("R:1", "PEM", certs, dry_run=True) == [
+        "create %s/R:1" % certs, "install the registry CA as %s/R:1/ca.crt" % certs]
+    assert not (tmp_path / "certs.d").exists()
+    assert trust.remove_trust("R:1", certs, dry_run=True) == []
