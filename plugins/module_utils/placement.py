@@ -12,29 +12,52 @@ packing factor and previous placement give the same result.  The steps:
 2. **Previous placement** (an earlier swap-in, for modify in place): a node stays where it was
    while that host is still in the inventory, open to this experiment and has room, so
    modifying an experiment moves nothing that need not move.
-3. **Automatic** for the other nodes, in two stages:
+3. **Automatic** for the other nodes, in one of two modes (``Placement.mode``):
+
+   - **fill** (DETER-like) when a packing factor is given, or every host open to the
+     experiment has a ``max_nodes``, or only one host is open: the hosts are filled one after
+     the other up to their capacity;
+   - **balanced** otherwise (no packing factor, more than one open host, one of them at least
+     without ``max_nodes``): a balanced k-way partition.  Each open host gets a share of *all*
+     the experiment's nodes in proportion to its capacity weight (below), never less than what
+     its pins and previous placement already hold on it, never more than its ``max_nodes``
+     (water filling: the hosts that hold more than their share keep it, the others share the
+     rest).  The shares rounded to whole targets (largest remainders, the first host on a tie)
+     are the capacities of the growth, and the refinement keeps every host within its share x
+     (1 -/+ ``BALANCE_TOLERANCE``), inward to whole numbers but never narrower than the whole
+     numbers next to the share (a share of 50.1 allows 48 to 52 nodes, a share of 4 exactly 4;
+     ``Placement.bounds``).  The nodes' ``cpus``/``memory`` win over the tolerance when they
+     leave no other choice.  The capacity weight of a host is the mean of its shares of the
+     hosts' ``cpus`` and of their ``memory`` (the same fields that bound what the nodes ask);
+     a resource counts when one open host at least gives it, and a host that does not give it
+     counts as the mean of those that do; with neither given anywhere the weights are equal.
+     Previously placed nodes stay even above their host's share (an experiment swapped in
+     before is not reshuffled); new nodes go where there is room below the shares.
+
+   Both modes run the same two stages:
 
    - greedy graph growing: the free nodes form groups (the free members of each node's
      heaviest LAN; a node in no LAN alone) and the hosts are filled one after the other up to
-     their capacity, always with the group most strongly connected to the host being filled
-     that fits in the room left; a group is split only when none fits (then its rest starts the
-     next host).  Hosts that already hold nodes (pins, previous placement) are filled first,
-     so new nodes join their neighbours.  With nothing connected left, the heaviest group
-     starts the host (DETER-like: hosts are filled up to the packing factor, not balanced).
-     Ties are many (a link weighs as much as one LAN membership), so the growth runs
-     ``GROW_VARIANTS`` times with the ties broken in different fixed orders and the cheapest
-     result is kept: still deterministic, less dependent on the order of the file;
+     their capacity (balanced: their target), always with the group most strongly connected to
+     the host being filled that fits in the room left; a group is split only when none fits
+     (then its rest starts the next host).  Hosts that already hold nodes (pins, previous
+     placement) are filled first, so new nodes join their neighbours.  With nothing connected
+     left, the heaviest group starts the host.  Ties are many (a link weighs as much as one
+     LAN membership), so the growth runs ``GROW_VARIANTS`` times with the ties broken in
+     different fixed orders and the cheapest result is kept: still deterministic, less
+     dependent on the order of the file;
    - refinement (Fiduccia-Mattheyses passes, capacity respected): each pass moves the node
      with the best gain to the host it is most drawn to, or swaps it with a node of that host
-     when it is full, locks it, and goes on, also through steps that lose (so that it can leave
-     a local optimum), then undoes the steps after its best point; passes repeat while they
-     gain.  Only automatically placed nodes move: pinned and previously placed nodes stay.
+     when it is full (balanced: at its most, or when the node's own host is at its least), locks
+     it, and goes on, also through steps that lose (so that it can leave a local optimum),
+     then undoes the steps after its best point; passes repeat while they gain.  Only
+     automatically placed nodes move: pinned and previously placed nodes stay.
 
 Capacity of a host for this experiment: the smallest of its ``max_nodes`` (testbed_max_nodes)
 and the packing factor (``placement.packing``, DETER's nodes per physical machine), none if
 neither is set; a dedicated host that another experiment already uses (``used_by``) takes no
 node.  When a host gives ``cpus`` or ``memory``, the nodes' ``cpus``/``memory`` on it must fit
-within them (a node that asks none counts as 0).
+within them (a node that asks none counts as 0); they also weigh its balanced share.
 
 Cost (what the partition minimizes): every LAN is a clique of its members (a link is a LAN of
 two) where each pair weighs ``weight / (members - 1)``, so that one member is attached to its
@@ -73,6 +96,7 @@ GROW_VARIANTS = 3
 WANTS_PER_NODE = 3
 FM_PATIENCE = 50
 SMALL_LAN = 64
+BALANCE_TOLERANCE = 0.05   # balanced placement: each host within its share x (1 -/+ this)
 EPSILON = 1e-9
 PACKING_FIELD = "placement.packing"
 HOST_VARS = {"max_nodes": "testbed_max_nodes", "mode": "testbed_mode", "cpus": "testbed_cpus",
@@ -97,10 +121,14 @@ class Placement:
     - ``spanning``: number of LANs whose members sit on more than one host;
     - ``cost``: the minimized cost, in units of one unshaped attachment;
     - ``how``: node -> "pinned", "kept" (previous placement) or "auto";
-    - ``moved``: nodes of ``previous`` that now sit on another host, in the nodes' order.
+    - ``moved``: nodes of ``previous`` that now sit on another host, in the nodes' order;
+    - ``mode``: "balanced" or "fill" (see the module doc); when balanced, ``tolerance``
+      (BALANCE_TOLERANCE), ``target``: host -> whole target and ``bounds``: host -> (least,
+      most) nodes; None when filled.
     """
 
     def __init__(self, nodes, per_host, lans, cost, how, moved):
+        self.mode, self.tolerance, self.target, self.bounds = "fill", None, None, None
         self.nodes = nodes
         self.per_host = per_host
         self.lans = lans
@@ -118,13 +146,15 @@ class Placement:
             len(self.nodes), sum(1 for c in self.per_host.values() if c), self.crossing)
 
     def stats(self):
-        """The figures a report shows: crossing, spanning LANs, per-host counts, how placed."""
+        """The figures a report shows: crossing, spanning LANs, per-host counts, how placed, the
+        mode, and when balanced the tolerance and the per-host targets."""
         how = {"pinned": 0, "kept": 0, "auto": 0}
         for value in self.how.values():
             how[value] += 1
         return {"crossing": self.crossing, "spanning": self.spanning, "per_host": dict(self.per_host),
                 "cost": round(self.cost, 6), "pinned": how["pinned"], "kept": how["kept"],
-                "auto": how["auto"], "moved": list(self.moved)}
+                "auto": how["auto"], "moved": list(self.moved), "mode": self.mode, "tolerance": self.tolerance,
+                "target": dict(self.target) if self.target is not None else None}
 
     def to_dict(self):
         """Plain data (JSON-able) for the plan and the experiment record."""
@@ -172,7 +202,8 @@ def place(nodes, lans, hosts, packing=None, previous=None):
     - hosts: ordered mapping host -> {"max_nodes": int or None, "mode": "shared" or
       "dedicated", "cpus": number or None, "memory": bytes or None, "used_by": set of the keys
       ("project/name") of other experiments already on the host};
-    - packing: at most this many nodes of the experiment per host (None: no limit);
+    - packing: at most this many nodes of the experiment per host (None: no limit, and the
+      placement is balanced over the hosts when more than one is open, see the module doc);
     - previous: node -> host of an earlier swap-in.
     """
     previous = previous or {}
@@ -286,6 +317,13 @@ def place(nodes, lans, hosts, packing=None, previous=None):
 
     # -- 3. automatic ------------------------------------------------------------------------
     free = [v for v in range(n) if how[v] is None]
+    balanced = _balanced(cap, closed_by, packing)
+    target = bounds = None
+    if balanced:
+        shares = _shares(n, balanced, _weights(balanced, cpu_cap, mem_cap), state.used, cap)
+        target = _whole(shares, n, balanced)
+        bounds = [_band(share, cap[h]) for h, share in enumerate(shares)]
+        state.cap = list(target)   # the growth fills every host up to its target
     if free:
         best = None
         for variant in range(GROW_VARIANTS):
@@ -301,9 +339,21 @@ def place(nodes, lans, hosts, packing=None, previous=None):
             if h >= 0:
                 state.assign(v, h)
         left = [v for v in free if state.host_of[v] < 0]
+        if balanced:
+            # what the growth left (a host it did not fill to its target, resources fragmented):
+            # to the host it is most drawn to among those below their target, else below their
+            # most, else (the nodes' cpus or memory leave no other choice) below their max_nodes
+            for caps in (target, [hi for _lo, hi in bounds], cap):
+                state.cap = caps
+                for v in [v for v in left if state.host_of[v] < 0]:
+                    room = [h for h in balanced if state.fits(v, h)]
+                    if room:
+                        state.assign(v, max(room, key=lambda h: (state.affinity(v, h), -h)))
+            state.cap = [hi for _lo, hi in bounds]   # the refinement moves nodes within the tolerance
+            state.low = [lo for lo, _hi in bounds]
         for v in left:  # resources fragmented by the growth: first fit, connections aside
             for h in range(m):
-                if state.fits(v, h):
+                if state.host_of[v] < 0 and state.fits(v, h):
                     state.assign(v, h)
                     break
         left = [names[v] for v in free if state.host_of[v] < 0]
@@ -333,7 +383,104 @@ def place(nodes, lans, hosts, packing=None, previous=None):
             "crossing": len(members[e]) - counts[majority] if where else 0,
         }
     moved = [name for name in names if name in previous and previous[name] != placed[name]]
-    return Placement(placed, per_host, lan_stats, state.cost(), dict(zip(names, how)), moved)
+    result = Placement(placed, per_host, lan_stats, state.cost(), dict(zip(names, how)), moved)
+    if balanced:
+        result.mode, result.tolerance = "balanced", BALANCE_TOLERANCE
+        result.target = dict((name, target[h]) for h, name in enumerate(hnames))
+        result.bounds = dict((name, bounds[h]) for h, name in enumerate(hnames))
+    return result
+
+
+def _balanced(cap, closed_by, packing):
+    """The hosts a balanced placement spreads the experiment over, in order; None: fill.
+
+    Balanced when no packing factor is given, more than one host is open to the experiment
+    (not dedicated to another one, ``max_nodes`` not 0) and one of them at least has no
+    ``max_nodes``.
+    """
+    if packing is not None:
+        return None
+    hosts = [h for h in range(len(cap)) if not closed_by[h] and cap[h] != 0]
+    if len(hosts) < 2 or all(cap[h] is not None for h in hosts):
+        return None
+    return hosts
+
+
+def _weights(hosts, cpu_cap, mem_cap):
+    """host -> capacity weight: the mean of its shares of the cpus and of the memory.
+
+    A resource counts when one host at least gives it; a host that does not give it counts as
+    the mean of the hosts that do.  Neither given anywhere: equal weights.
+    """
+    weights = dict((h, 0.0) for h in hosts)
+    used = 0
+    for offer in (cpu_cap, mem_cap):
+        known = [offer[h] for h in hosts if offer[h] is not None]
+        if not known:
+            continue
+        used += 1
+        mean = float(sum(known)) / len(known)
+        values = dict((h, float(offer[h]) if offer[h] is not None else mean) for h in hosts)
+        total = sum(values.values())
+        for h in hosts:
+            weights[h] += values[h] / total
+    if not used:
+        return dict((h, 1.0) for h in hosts)
+    return dict((h, weight / used) for h, weight in weights.items())
+
+
+def _shares(n, hosts, weights, held, cap):
+    """host index -> its share of the ``n`` nodes (a real number; 0 for hosts not in ``hosts``).
+
+    Proportional to the weights, but never below what the host already holds (``held``: pins,
+    previous placement) nor above its ``max_nodes`` (``cap``): share = clamp(level x weight,
+    held, cap) with the level at which the shares sum to ``n`` (water filling).
+    """
+    def clamp(level, h):
+        value = max(float(held[h]), level * weights[h])
+        return value if cap[h] is None else min(float(cap[h]), value)
+
+    def total(level):
+        return sum(clamp(level, h) for h in hosts)
+
+    points = sorted(set([0.0] + [held[h] / weights[h] for h in hosts] +
+                        [cap[h] / weights[h] for h in hosts if cap[h] is not None]))
+    # the last breakpoint below the level, then a point above it (an uncapped host grows on)
+    k = bisect.bisect_left([total(p) for p in points], n) - 1
+    low = points[max(k, 0)]
+    high = points[k + 1] if 0 <= k + 1 < len(points) and total(points[k + 1]) >= n else None
+    if high is None:
+        high = max(low, 1.0) * 2
+        while total(high) < n:
+            high *= 2
+    below, above = total(low), total(high)
+    level = high if above <= below else low + (n - below) * (high - low) / (above - below)
+    shares = [0.0] * len(cap)
+    for h in hosts:
+        shares[h] = clamp(level, h)
+    return shares
+
+
+def _whole(shares, n, hosts):
+    """Whole targets summing to ``n``: each share rounded down, then one more for the hosts with
+    the largest remainders (the first in inventory order on a tie)."""
+    target = [int(math.floor(share + EPSILON)) for share in shares]
+    order = sorted(hosts, key=lambda h: (target[h] - shares[h], h))
+    for h in order[:max(n - sum(target), 0)]:
+        target[h] += 1
+    for h in reversed(order[len(order) - max(sum(target) - n, 0):]):   # rounding noise only
+        target[h] -= 1
+    return target
+
+
+def _band(share, cap):
+    """(least, most) nodes for a host with this share: share x (1 -/+ BALANCE_TOLERANCE), inward
+    to whole numbers, widened to the whole numbers next to the share when that holds none;
+    never above the host's ``max_nodes`` (``cap``)."""
+    low = int(math.ceil(share * (1 - BALANCE_TOLERANCE) - EPSILON))
+    high = int(math.floor(share * (1 + BALANCE_TOLERANCE) + EPSILON))
+    low, high = min(low, int(math.floor(share + EPSILON))), max(high, int(math.ceil(share - EPSILON)))
+    return (low, high if cap is None else min(high, cap))
 
 
 def _host_spec(errors, name, spec):
@@ -447,9 +594,14 @@ class _State:
         self.near = [{} for _node in range(n)]   # node -> {host: weight of its small-LAN pairs there}
         self.near_count = [{} for _node in range(n)]   # node -> {host: how many such pairs}
         self.resources = any(c is not None for c in cpu_cap) or any(c is not None for c in mem_cap)
+        self.low = None   # host -> least nodes (balanced placement's refinement), None: no least
 
     def room(self, h):
         return self.cap[h] is None or self.used[h] < self.cap[h]
+
+    def spare(self, h):
+        """A node may leave h without a swap (h stays at or above its least)."""
+        return self.low is None or self.used[h] > self.low[h]
 
     def fits_resources(self, v, h, cpu_extra=0.0, mem_extra=0):
         if self.cpu_cap[h] is not None and self.cpu_used[h] + self.cpu[v] + cpu_extra > self.cpu_cap[h] + EPSILON:
@@ -832,7 +984,7 @@ def _fm_pass(state, movable, order, is_movable):
             continue
         a = host_of[v]
         partner = None
-        if not (state.room(b) and (not state.resources or state.fits_resources(v, b))):
+        if not (state.room(b) and state.spare(a) and (not state.resources or state.fits_resources(v, b))):
             tried, seen = 0, set()
             for entry in itertools.chain(wants.get((b, a), ()), loose.get(b, ())):
                 u = entry[2]

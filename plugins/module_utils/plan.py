@@ -181,7 +181,8 @@ def plan_events(errors, plan, scheduled):
 
 def place(errors, exp, hosts, previous, host_vars=None):
     """Node -> host, by placement.place(): pins, then the previous placement, then a min-cut
-    fill within each host's capacity and the experiment's packing factor."""
+    partition, balanced over the hosts by their capacity when no packing factor is given, else
+    a fill within each host's capacity and the experiment's packing factor."""
     from ansible_collections.testbed.containers.plugins.module_utils import placement
     host_vars = host_vars or {}
     nodes = dict((n, {"host": node["host"], "cpus": node["cpus"], "memory": node["memory"]})

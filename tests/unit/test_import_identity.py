@@ -10,6 +10,8 @@ from ansible_collections.testbed.containers.plugins.module_utils import importer
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples", "imports")
 OPTIONS = {"os_images": {"UBUNTU22-64-STD": "testbed/debian:bookworm"}}
+# with no packing the nodes spread over both hosts (balanced placement): LANs span them
+TUNNELS = {"h1": {"tunnel_address": "192.0.2.1"}, "h2": {"tunnel_address": "192.0.2.2"}}
 
 
 @pytest.mark.parametrize("source,fmt", [("routed.ns", "ns"), ("pair.clab.yml", "clab"),
@@ -21,8 +23,8 @@ def test_a_converted_file_plans_as_its_source(tmp_path, source, fmt):
     model.validate(doc)
     converted = tmp_path / "converted.yml"
     converted.write_text(importers.render_yaml(doc, notes, path, fmt))
-    original_plan, _notes = plan.load_and_plan(path, ["h1", "h2"], import_options=OPTIONS)
-    converted_plan, converted_notes = plan.load_and_plan(str(converted), ["h1", "h2"])
+    original_plan, _notes = plan.load_and_plan(path, ["h1", "h2"], host_vars=TUNNELS, import_options=OPTIONS)
+    converted_plan, converted_notes = plan.load_and_plan(str(converted), ["h1", "h2"], host_vars=TUNNELS)
     assert converted_notes == []
     assert converted_plan == original_plan
     # every note of the source is a comment of the converted file

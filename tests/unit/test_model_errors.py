@@ -13,6 +13,8 @@ from ansible_collections.testbed.containers.plugins.module_utils import model
 from ansible_collections.testbed.containers.plugins.module_utils.plan import make_plan
 
 HOSTS = ["h1", "h2"]
+# valid plans: with no packing the nodes spread over both hosts (balanced placement), LANs span them
+TUNNELS = {"h1": {"tunnel_address": "192.0.2.1"}, "h2": {"tunnel_address": "192.0.2.2"}}
 HINT = model.NAME_HINT
 IMG = {"image": "img"}
 NODE_KEYS = ("augment, binds, cap_add, command, cpus, depends_on, entrypoint, env, forwarding, host, image, labels, memory, pids, ports, "
@@ -390,7 +392,7 @@ def test_every_error_starts_with_its_field_path():
 
 def test_valid_base_experiment_plans():
     """The table's base document is valid, so each case fails only for what it changes."""
-    plan = make_plan(exp(), HOSTS)
+    plan = make_plan(exp(), HOSTS, host_vars=TUNNELS)
     assert list(plan["nodes"]) == ["a", "b", "r"]
     assert list(plan["lans"]) == ["lan0", "l1"]
 
@@ -400,18 +402,18 @@ def test_valid_base_experiment_plans():
     (" 64m ", 64 * 1024 ** 2), (8 * 1024 ** 2, 8 * 1024 ** 2), ("8388608", 8388608), ("8388608b", 8388608),
 ])
 def test_valid_memory_sizes_are_normalized_to_bytes(memory, expected):
-    assert make_plan(node(memory=memory), HOSTS)["nodes"]["a"]["memory"] == expected
+    assert make_plan(node(memory=memory), HOSTS, host_vars=TUNNELS)["nodes"]["a"]["memory"] == expected
 
 
 @pytest.mark.parametrize("cpus", [0.5, 1, 2, 1024])
 def test_valid_cpus_are_accepted(cpus):
-    assert make_plan(node(cpus=cpus), HOSTS)["nodes"]["a"]["cpus"] == cpus
+    assert make_plan(node(cpus=cpus), HOSTS, host_vars=TUNNELS)["nodes"]["a"]["cpus"] == cpus
 
 
 def test_command_list_items_are_strings_and_ip_may_be_null():
     doc = exp(nodes={"a": dict(IMG, command=["sleep", 5]), "r": dict(IMG)},
               lans={"lan0": {"members": [{"node": "a", "ip": None}, "r"]}}, links={})
-    plan = make_plan(doc, HOSTS)
+    plan = make_plan(doc, HOSTS, host_vars=TUNNELS)
     assert plan["nodes"]["a"]["command"] == ["sleep", "5"]
     assert plan["nodes"]["a"]["interfaces"][0]["address"] == "10.10.0.1"
 

@@ -86,12 +86,14 @@ def per_host_counts(result):
 
 # --- packing and capacity ---------------------------------------------------------------------
 
-def test_without_any_limit_everything_goes_on_the_first_host():
+def test_without_any_limit_the_nodes_are_spread_over_the_hosts():
+    # was: everything on the first host; now balanced (test_placement_balanced.py): 40/3 each
     nodes, lans = clusters(chain=True)
     result = place(nodes, lans, hosts(3))
-    assert set(result.nodes.values()) == {"pc1"}
-    assert result.per_host == {"pc1": 40, "pc2": 0, "pc3": 0}
-    assert result.crossing == 0 and result.spanning == 0
+    assert result.mode == "balanced"
+    assert sorted(result.per_host.values()) == [13, 13, 14]
+    # two clusters split once each (3 of 10 elsewhere), the rest whole
+    assert result.crossing <= 6
 
 
 @pytest.mark.parametrize("n, n_hosts, packing", [(50, 3, 20), (40, 4, 10), (7, 3, 3), (200, 1, 200), (61, 7, 9)])
@@ -301,6 +303,16 @@ def test_same_input_same_placement():
     assert first.nodes == again.nodes and first.to_dict() == again.to_dict()
 
 
+def under_hash_seeds(script):
+    """The outputs of ``script`` (run with this directory importable) under three hash seeds."""
+    path = [os.path.dirname(os.path.abspath(__file__))] + [p for p in sys.path if p]
+    outputs = set()
+    for seed in ("0", "1", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=os.pathsep.join(path))
+        outputs.add(subprocess.check_output([sys.executable, "-c", script], env=env).decode())
+    return outputs
+
+
 def test_same_placement_under_another_hash_seed():
     script = (
         "import json, sys\n"
@@ -311,11 +323,7 @@ def test_same_placement_under_another_hash_seed():
         "inv['pc2']['mode'] = 'dedicated'\n"
         "print(json.dumps(t.place(nodes, lans, inv, packing=100).to_dict(), sort_keys=True))\n"
     )
-    path = [os.path.dirname(os.path.abspath(__file__))] + [p for p in sys.path if p]
-    outputs = set()
-    for seed in ("0", "1", "12345"):
-        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=os.pathsep.join(path))
-        outputs.add(subprocess.check_output([sys.executable, "-c", script], env=env).decode())
+    outputs = under_hash_seeds(script)
     assert len(outputs) == 1
     assert json.loads(outputs.pop())["per_host"]["pc2"] == 0
 
@@ -514,5 +522,7 @@ def test_result_reports_crossing_per_lan_and_stats():
     assert result.crossing == 4 and result.spanning == 2
     stats = result.stats()
     assert stats == {"crossing": 4, "spanning": 2, "per_host": {"pc1": 1, "pc2": 2, "pc3": 2},
-                     "cost": round(result.cost, 6), "pinned": 5, "kept": 0, "auto": 0, "moved": []}
+                     "cost": round(result.cost, 6), "pinned": 5, "kept": 0, "auto": 0, "moved": [],
+                     # no packing, no max_nodes: balanced; the pins exceed the shares (5/3 each)
+                     "mode": "balanced", "tolerance": 0.05, "target": {"pc1": 1, "pc2": 2, "pc3": 2}}
     json.dumps(result.to_dict())

@@ -14,6 +14,8 @@ from ansible_collections.testbed.containers.plugins.module_utils.plan import mak
 from ansible_collections.testbed.containers.plugins.module_utils.planned import hosts_file
 
 HOSTS = ["h1"]
+# with no packing nodes spread over several hosts (balanced placement): LANs span them
+TUNNELS = dict(("h%d" % i, {"tunnel_address": "192.0.2.%d" % i}) for i in (1, 2, 3))
 N = {"image": "img"}
 R = {"image": "img", "forwarding": True}
 
@@ -534,7 +536,8 @@ def test_placement_keeps_the_previous_host():
     plan_b = make_plan(doc, ["h2", "h1"], previous=plan_a)
     assert set(n["host"] for n in plan_b["nodes"].values()) == {"h1"}
     assert plan_b["hosts"] == ["h1"] and plan_b["lans"]["lan1"]["hosts"] == ["h1"]
-    assert set(n["host"] for n in make_plan(doc, ["h2", "h1"])["nodes"].values()) == {"h2"}
+    # without it, the nodes spread over both hosts (balanced placement)
+    assert set(n["host"] for n in make_plan(doc, ["h2", "h1"], host_vars=TUNNELS)["nodes"].values()) == {"h1", "h2"}
     # A pin wins over the previous placement.
     pinned = base_doc()
     pinned["nodes"] = dict((n, dict(s, host="h2")) for n, s in pinned["nodes"].items())
@@ -569,7 +572,8 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.testbed.containers.plugins.module_utils.plan import make_plan
 doc = json.loads(sys.argv[2])
-print(json.dumps(make_plan(doc, ["h1", "h2"])))
+tunnels = dict(("h%d" % i, {"tunnel_address": "192.0.2.%d" % i}) for i in (1, 2))
+print(json.dumps(make_plan(doc, ["h1", "h2"], host_vars=tunnels)))
 """
 
 
@@ -588,12 +592,12 @@ def test_plan_is_identical_across_processes_with_different_hash_seeds():
                              check=True, capture_output=True, text=True).stdout
         outputs.add(out)
     assert len(outputs) == 1
-    assert json.loads(outputs.pop()) == make_plan(doc, ["h1", "h2"])
+    assert json.loads(outputs.pop()) == make_plan(doc, ["h1", "h2"], host_vars=TUNNELS)
 
 
 @pytest.mark.parametrize("hosts", [["h1"], ["h1", "h2", "h3"]])
 def test_plan_is_json_serializable(hosts):
-    plan = make_plan(base_doc(), hosts)
+    plan = make_plan(base_doc(), hosts, host_vars=TUNNELS)
     assert json.loads(json.dumps(plan)) == plan
 
 
