@@ -3,7 +3,21 @@
 # Debian packages, a running Docker engine, the Python virtualenv .venv, the
 # collection path link, an SSH key and the locally built container images.
 # Idempotent: a second run only checks and takes a few seconds.
+#
+#   ./setup.sh          what running experiments needs
+#   ./setup.sh --dev    also what the tests need: the development tools (requirements-dev.txt
+#                       and the shell linter) and the simulated-host images testbed/host
+#                       and testbed/barehost (tests/multihost, Molecule); .ci/run uses this
 set -euo pipefail
+
+DEV=0
+for arg in "$@"; do
+  case $arg in
+    --dev) DEV=1 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) printf '[setup] ERROR: unknown argument %s (known: --dev)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
 
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"
@@ -18,10 +32,11 @@ APT_PACKAGES=(
   docker.io iptables debootstrap busybox-static iproute2 iperf3 tcpdump graphviz
   python3-venv python3-pip git openssh-client openssh-server ca-certificates
   docker-registry  # the testbed registry (roles/registry, tests/integration/test_registry.py)
-  shellcheck  # for ansible-test sanity's shellcheck test (scripts/sanity.sh)
   gcc libc6-dev musl-tools  # scripts/build-tools.sh: the supervisor (glibc), dropbear (musl)
   dpkg-dev bzip2 xz-utils  # scripts/build-tools.sh: unpacks Debian's dropbear source package
 )
+
+((DEV == 0)) || APT_PACKAGES+=(shellcheck)  # ansible-test sanity's shellcheck test (scripts/sanity.sh)
 
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -78,9 +93,12 @@ else
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
   printf '%s\n' "$req_sha" >"$VENV/.requirements.sha"
 fi
-# development tools (ansible-lint, antsibull-changelog), with requirements.txt as constraints
+# development tools (ansible-lint, antsibull-changelog, molecule), with requirements.txt as
+# constraints: --dev only
 dev_sha=$(cat requirements.txt roles/host/files/requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
-if [[ -f $VENV/.requirements-dev.sha && $(<"$VENV/.requirements-dev.sha") == "$dev_sha" ]]; then
+if ((DEV == 0)); then
+  :
+elif [[ -f $VENV/.requirements-dev.sha && $(<"$VENV/.requirements-dev.sha") == "$dev_sha" ]]; then
   say "development requirements: up to date"
 else
   say "installing development requirements (requirements-dev.txt) into .venv"
@@ -112,8 +130,17 @@ else
 fi
 
 # --- e. container images (built locally, no registry) ---------------------------
-bash "$ROOT/scripts/build-images.sh"
+# the experiments' images; --dev adds the simulated physical hosts the tests start
+if ((DEV)); then
+  bash "$ROOT/scripts/build-images.sh" busybox debian host barehost
+else
+  bash "$ROOT/scripts/build-images.sh" busybox debian
+fi
 
 # --- f. -------------------------------------------------------------------------
 say "done. Run the default experiment with:"
 printf '  .venv/bin/ansible-playbook playbooks/experiment.yml\n'
+if ((DEV)); then
+  say "and the tests with:"
+  printf '  .venv/bin/python -m pytest -q -p no:cacheprovider tests\n'
+fi

@@ -13,6 +13,11 @@ Phases, all in one run:
 3. no-change re-run: ``converge()`` again; its operations list must be empty;
 4. teardown: ``teardown()``; then no container labelled ``testbed.experiment=NAME`` and no
    link with the experiment's kernel prefix may remain.
+5. with ``--playbooks``: the same experiment as a user runs it, through ``ansible-playbook``:
+   ``experiment.yml`` (swap-in), ``experiment.yml`` again (no change: changed=0 is checked) and
+   ``teardown.yml``, each timed whole, with the "seconds per phase" summary the swap-in prints
+   (plan, hosts, images, networks, nodes, shaping, control, boot) and Ansible's own share (the
+   rest of the wall time: start-up, module transfer, the host role, record and report).
 
 Everything is cleaned up in ``finally`` (experiment teardown, baseline containers by label,
 state directory), also on failure, Ctrl-C or SIGTERM.  ``--profile`` wraps the functions the
@@ -329,6 +334,51 @@ def cleanup(cli, state_dir, run_id, workers, out):
     shutil.rmtree(state_dir, ignore_errors=True)
 
 
+SUMMARY_RE = re.compile(r"seconds per phase: (.*)")
+RECAP_RE = re.compile(r"^localhost\s+: ok=\d+\s+changed=(\d+)", re.M)
+
+
+def run_playbook(playbook, path, record_dir, state_dir):
+    """(seconds, output) of one ansible-playbook run of the collection's PLAYBOOK on ``path``."""
+    args = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "playbooks/%s.yml" % playbook,
+            "-e", "experiment=%s" % path, "-e", "testbed_record_dir=%s" % record_dir,
+            "-e", "testbed_state_dir=%s" % state_dir]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, check=False)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError("ansible-playbook %s failed (%d):\n%s" % (playbook, proc.returncode, proc.stdout[-4000:]))
+    return seconds, proc.stdout
+
+
+def bench_playbooks(args, state_dir, out):
+    """Swap-in, no-change re-run and teardown through ansible-playbook: {phase: seconds}, summaries."""
+    import json  # pylint: disable=import-outside-toplevel
+    path = os.path.join(state_dir, "bench.yml")
+    with open(path, "w") as f:
+        json.dump(experiment_doc(args.nodes, args.image), f)  # JSON is YAML
+    record_dir = os.path.join(state_dir, "records")
+    pb_state = os.path.join(state_dir, "pb-state")
+    times, summaries = collections.OrderedDict(), collections.OrderedDict()
+    try:
+        for phase, playbook in (("playbook swap-in", "experiment"), ("playbook no-change re-run", "experiment"),
+                                ("playbook teardown", "teardown")):
+            seconds, output = run_playbook(playbook, path, record_dir, pb_state)
+            times[phase] = seconds
+            lines = [line.strip().strip("'\",") for line in output.splitlines() if "seconds per phase" in line
+                     or re.match(r"^\s*'?\s*\w[\w.-]*: hosts ", line)]
+            summaries[phase] = lines
+            changed = RECAP_RE.search(output)
+            if phase.endswith("re-run") and changed and int(changed.group(1)) != 0:
+                out("warning: the no-change re-run reported changed=%s on localhost" % changed.group(1))
+    finally:
+        if "playbook teardown" not in times:  # a failed run leaves nothing behind
+            run_playbook("teardown", path, record_dir, pb_state)
+    return times, summaries
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--nodes", type=int, default=50, help="number of nodes (default 50)")
@@ -337,6 +387,8 @@ def main(argv=None):
     parser.add_argument("--spec-baseline", action="store_true",
                         help="also time create+start of N containers with the nodes' own Docker spec "
                              "(control network, caps, sysctls, hosts mount), without plumbing")
+    parser.add_argument("--playbooks", action="store_true",
+                        help="also swap in, re-run and tear down through ansible-playbook, as a user does")
     parser.add_argument("--profile", action="store_true",
                         help="time the functions slice.py calls and print where each phase spends it")
     args = parser.parse_args(argv)
@@ -425,6 +477,9 @@ def main(argv=None):
         left_rules = firewall_leftovers()
         if left_rules:
             raise RuntimeError("teardown left %d firewall rule(s): %s" % (len(left_rules), "; ".join(left_rules[:3])))
+        if args.playbooks:
+            pb_times, summaries = bench_playbooks(args, state_dir, out)
+            times.update(pb_times)
         failed = False
     finally:
         if profile:
@@ -445,6 +500,11 @@ def main(argv=None):
         out("%-26s %10.2f %12.1f %10.2f" % (phase, secs, 1000.0 * secs / args.nodes, ratio))
     out("(plan alone: %.1f ms; swap-in / baseline create+start = %.2f)"
         % (1000.0 * t_plan, times["swap-in (plan+converge)"] / base))
+    if args.playbooks:
+        out("through ansible-playbook (per-phase summary the swap-in prints):")
+        for phase, lines in summaries.items():
+            for line in lines:
+                out("  %-26s %s" % (phase, line))
     out("")
     out("operations:")
     for phase in ("swap-in", "no-change re-run", "teardown"):

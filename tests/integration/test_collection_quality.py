@@ -203,11 +203,17 @@ def test_release_tarball_installs_in_a_fresh_virtualenv_and_runs_the_default_exp
     for path in (".collections", ".venv", "bench"):
         assert not (installed / path).exists(), "%s should not be in the release" % path
 
+    # an inventory without the group testbed_hosts: the message names the bundled inventory's installed path
     inventory = tmp_path / "inventory.yml"
-    inventory.write_text("testbed_hosts:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
-                         "      ansible_python_interpreter: %s\n" % (bin_ / "python"))
-    common = ["-i", str(inventory), "-e", "testbed_record_dir=%s" % (tmp_path / "records"),
-              "-e", "testbed_state_dir=%s" % (tmp_path / "state")]
+    inventory.write_text("others:\n  hosts:\n    somewhere:\n      ansible_host: 127.0.0.1\n")
+    proc, _seconds = run([str(bin_ / "ansible-playbook"), "-i", str(inventory), "%s.experiment" % COLLECTION],
+                         timeout=120, cwd=str(tmp_path), env=env)
+    assert proc.returncode != 0
+    assert "The inventory group 'testbed_hosts' has no host" in proc.stdout, tail(proc.stdout)
+    assert "-i %s" % (installed / "inventories" / "localhost.yml") in " ".join(proc.stdout.split()), tail(proc.stdout)
+
+    # no inventory at all (only Ansible's implicit localhost), from an empty directory: this machine is the host
+    common = ["-e", "testbed_record_dir=%s" % (tmp_path / "records"), "-e", "testbed_state_dir=%s" % (tmp_path / "state")]
     try:
         proc, timings["swap-in"] = run([str(bin_ / "ansible-playbook"), "%s.experiment" % COLLECTION] + common,
                                        timeout=600, cwd=str(tmp_path), env=env)

@@ -43,8 +43,8 @@ def test_defaults_the_kernel_lacks_are_skipped_with_one_warning(tmp_path):
 
 
 def test_a_setting_the_user_gave_is_still_an_error(tmp_path):
-    extra = ["-e", json.dumps({"testbed_host_sysctls": {"kernel.pid_max": 4194304,
-                                                       "net.ipv4.neigh.default.gc_thresh1": 2048}})]
+    settings = {"kernel.pid_max": 4194304, "net.ipv4.neigh.default.gc_thresh1": 2048}
+    extra = ["-e", json.dumps({"testbed_host_sysctls": settings})]
     proc = run_in_own_netns(tmp_path, extra)
     assert proc.returncode != 0, proc.stdout
     assert "settings.net.ipv4.neigh.default.gc_thresh1: " in proc.stdout

@@ -134,6 +134,9 @@ class SimulatedHosts:
         self.inventory = os.path.join(workdir, "inventory.yml")
         self.control_path_dir = os.path.join(workdir, "cp")
         self.timings = timings if timings is not None else {}
+        # the inventory's ansible_python_interpreter: None is Ansible's discovery (what most
+        # inventories use); the collection's own tasks pick the host's venv themselves
+        self.interpreter = None
 
     @property
     def names(self):
@@ -206,18 +209,17 @@ class SimulatedHosts:
         return {"all": {"children": {"testbed_hosts": {
             "hosts": dict((h.name, {"ansible_host": h.address, "testbed_tunnel_address": h.address})
                           for h in self.hosts),
-            "vars": {
+            "vars": dict({
                 "ansible_user": "root",
                 "ansible_ssh_private_key_file": self.private_key,
                 "ansible_ssh_common_args": SSH_COMMON_ARGS,
-                "ansible_python_interpreter": PYTHON,
                 # private control sockets: a master left from an earlier set of hosts at the
                 # same address is never reused
                 "ansible_control_path_dir": self.control_path_dir,
                 # the host role's namespaced settings only: fs.* and kernel.* would be this
                 # machine's own, and the neighbour table's gc_thresh exist in the first netns only
                 "testbed_host_sysctls": {"net.ipv4.ip_forward": 1, "net.core.somaxconn": 8192},
-            }}}}}
+            }, **({"ansible_python_interpreter": self.interpreter} if self.interpreter else {}))}}}}
 
     def write_inventory(self):
         with open(self.inventory, "w") as f:
@@ -295,10 +297,10 @@ def up(n=3, name_prefix=DEFAULT_PREFIX, subnet=None, images=IMAGES, workdir=None
         raise ValueError("subnet %s too small for %d hosts" % (subnet, n))
     workdir = workdir or default_workdir(name_prefix)
     if run(DOCKER, "image", "inspect", image, check=False).returncode != 0:
-        raise RuntimeError("image %s missing: run scripts/build-images.sh (setup.sh does)" % image)
+        raise RuntimeError("image %s missing: run ./setup.sh --dev (scripts/build-images.sh host barehost)" % image)
     for img in images:
         if run(DOCKER, "image", "inspect", img, check=False).returncode != 0:
-            raise RuntimeError("image %s missing: run scripts/build-images.sh (setup.sh does)" % img)
+            raise RuntimeError("image %s missing: run ./setup.sh --dev (scripts/build-images.sh host barehost)" % img)
 
     if any(_owned(name_prefix)):
         log("removing leftovers of an earlier run with prefix %s" % name_prefix)
@@ -306,6 +308,9 @@ def up(n=3, name_prefix=DEFAULT_PREFIX, subnet=None, images=IMAGES, workdir=None
 
     hosts = [SimHost("%s%d" % (name_prefix, i), str(addresses[FIRST_HOST_OFFSET - 2 + i])) for i in range(1, n + 1)]
     sim = SimulatedHosts(name_prefix, str(net), hosts, workdir)
+    if image == BARE_HOST_IMAGE:
+        # a freshly installed host as many inventories describe it: the system's Python
+        sim.interpreter = "/usr/bin/python3"
     t_start = time.monotonic()
     try:
         os.makedirs(sim.control_path_dir, mode=0o700)
