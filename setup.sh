@@ -120,6 +120,9 @@ else
   say "collection link: $COLLECTION_LINK -> $ROOT"
 fi
 
+# the command for people: .venv/bin/testbed (tools/testbed, docs/operations.md)
+ln -sfn "$ROOT/tools/testbed" "$VENV/bin/testbed"
+
 # --- SSH key (later features inject ~/.ssh/id_*.pub into containers) ------------
 if compgen -G "$HOME/.ssh/id_*.pub" >/dev/null; then
   say "SSH key: present"

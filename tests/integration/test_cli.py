@@ -14,7 +14,7 @@ PROJECT = "clitest"
 TESTBED = os.path.join(ROOT, "tools", "testbed")
 
 
-def testbed(cwd, *argv, timeout=600):
+def run_testbed(cwd, *argv, timeout=600):
     """`testbed ARGV` run from ``cwd``: the CompletedProcess (stdout and stderr apart)."""
     return subprocess.run([TESTBED] + list(argv), cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=timeout, check=False,
@@ -53,12 +53,12 @@ def test_up_status_ssh_list_and_down_as_a_user_types_them(playbooks, tmp_path):
     extra = private(playbooks)
     prefix = kernel_prefix(PROJECT, "cli")
     try:
-        up = testbed(elsewhere, "up", path, *extra)
+        up = run_testbed(elsewhere, "up", path, *extra)
         assert up.returncode == 0, up.stdout + up.stderr
         assert "experiment %s/cli: 2 nodes (2 booted)" % PROJECT in up.stdout, up.stdout  # the table, streamed
         assert "skipping:" not in up.stdout  # the short output
 
-        status = testbed(elsewhere, "status", path, "--json", *extra)
+        status = run_testbed(elsewhere, "status", path, "--json", *extra)
         assert status.returncode == 0, status.stdout + status.stderr
         document = json.loads(status.stdout)  # the document alone on stdout
         assert (document["project"], document["name"], document["counts"]) == (PROJECT, "cli", {"booted": 2})
@@ -66,36 +66,36 @@ def test_up_status_ssh_list_and_down_as_a_user_types_them(playbooks, tmp_path):
         assert a["ssh"].startswith("ssh -p ") and a["ssh"].endswith(" root@localhost"), a
 
         for node in ("a", "b"):
-            ssh = testbed(elsewhere, "ssh", node, path, *extra, "--", "-i", key_path, "-o", "IdentitiesOnly=yes",
+            ssh = run_testbed(elsewhere, "ssh", node, path, *extra, "--", "-i", key_path, "-o", "IdentitiesOnly=yes",
                           "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                           "-o", "ConnectTimeout=10", "hostname", timeout=180)
             assert ssh.returncode == 0, ssh.stdout + ssh.stderr
             assert ssh.stdout.strip() == node, ssh.stdout
 
-        table = testbed(elsewhere, "list", *extra)
+        table = run_testbed(elsewhere, "list", *extra)
         assert table.returncode == 0, table.stdout + table.stderr
         assert "%s/cli" % PROJECT in table.stdout and "2 node(s): a, b" in table.stdout, table.stdout
-        document = json.loads(testbed(elsewhere, "list", "--json", *extra).stdout)
+        document = json.loads(run_testbed(elsewhere, "list", "--json", *extra).stdout)
         assert listed(document, "%s/cli" % PROJECT) == {"localhost": ["a", "b"]}
     finally:
-        down = testbed(elsewhere, "down", path, *extra)
+        down = run_testbed(elsewhere, "down", path, *extra)
     assert down.returncode == 0, down.stdout + down.stderr
     assert container_ids(PROJECT, "cli") == {}
     assert not [link for link in host_links() if link.startswith(prefix)]
     assert not os.path.exists(os.path.join(playbooks.record_dir, PROJECT, "cli.json"))
     experiments = os.path.join(playbooks.state_dir, "experiments")
     assert not os.path.exists(experiments) or not any(os.scandir(experiments)), os.listdir(experiments)
-    document = json.loads(testbed(elsewhere, "list", "--json", *extra).stdout)
+    document = json.loads(run_testbed(elsewhere, "list", "--json", *extra).stdout)
     assert listed(document, "%s/cli" % PROJECT) == {}
     # status of an experiment that is gone: every node absent, and ssh says so
-    ssh = testbed(elsewhere, "ssh", "a", path, *extra, "--", "hostname")
+    ssh = run_testbed(elsewhere, "ssh", "a", path, *extra, "--", "hostname")
     assert ssh.returncode == 1 and "node a of %s/cli has no ssh command (state absent)" % PROJECT in ssh.stderr, ssh.stderr
 
 
 def test_up_of_a_file_with_errors_exits_non_zero_with_the_message(playbooks, tmp_path):
     doc = {"name": "clibad", "project": PROJECT, "nodes": {"a": {"image": BUSYBOX, "augment": "none"}},
            "lans": {"lan0": {"members": ["a", "zz"]}}}
-    up = testbed(tmp_path, "up", playbooks.write(doc), *private(playbooks))
+    up = run_testbed(tmp_path, "up", playbooks.write(doc), *private(playbooks))
     assert up.returncode != 0
     assert "lans.lan0.members[1]" in up.stdout and "zz" in up.stdout, up.stdout
     assert container_ids(PROJECT, "clibad") == {}
@@ -114,7 +114,7 @@ def test_list_shows_each_hosts_experiments_and_the_hosts_without_any(tmp_path):
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(json.dumps({"testbed_hosts": {"hosts": hosts}}))
     out_file = tmp_path / "list.json"
-    proc = testbed(tmp_path, "list", "-i", str(inventory), "-e", "list_file=%s" % out_file, timeout=120)
+    proc = run_testbed(tmp_path, "list", "-i", str(inventory), "-e", "list_file=%s" % out_file, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 experiment(s) on 3 host(s)" in proc.stdout, proc.stdout
     assert "h1  clitest/l   2 node(s): a, b" in proc.stdout and "h1  clitest/l2  1 node(s): x" in proc.stdout, proc.stdout
