@@ -13,20 +13,37 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import ipaddress
 import os
 import re
 import shutil
 
-from ansible_collections.testbed.containers.plugins.module_utils import defaults, engine, names, netlink, shaping
+from ansible_collections.testbed.containers.plugins.module_utils import defaults, engine, names, netlink
+from ansible_collections.testbed.containers.plugins.module_utils.shape import SHAPING_FEATURES
+from ansible_collections.testbed.containers.plugins.module_utils.shaping_requests import (
+    ETH_P_ALL, HTB_CLASS, HTB_DEFAULT_MINOR, HTB_HANDLE, INGRESS_HANDLE, LEAF_HANDLE, MATCH_ALL, REDIRECT_PRIO,
+    TC_H_INGRESS, TC_H_ROOT)
 
+# Every kernel feature a plan may need, with the kernel option that provides it: the LANs'
+# devices, then link shaping's (shape.SHAPING_FEATURES, probed together on one throwaway veth).
 KERNEL_OPTIONS = {
     "bridge": "CONFIG_BRIDGE",
     "veth": "CONFIG_VETH",
     "vxlan": "CONFIG_VXLAN",
     "vlan": "CONFIG_VLAN_8021Q",
+    "htb": "CONFIG_NET_SCH_HTB",
+    "netem": "CONFIG_NET_SCH_NETEM",
+    "ifb": "CONFIG_IFB",
+    "ingress": "CONFIG_NET_SCH_INGRESS",
+    "u32": "CONFIG_NET_CLS_U32",
+    "mirred": "CONFIG_NET_ACT_MIRRED",
 }
 PROBE = "tbpf%d" % (os.getpid() % 100000)
+
+
+class PreflightError(Exception):
+    """A probe failed for another reason than the feature's absence."""
 
 
 def _probe_link(ipr, kind):
@@ -75,8 +92,8 @@ PROBES = {"bridge": _probe_link, "veth": _probe_link, "vxlan": _probe_vxlan, "vl
 def missing_features(features):
     """The features of ``features`` this host lacks, as (feature, kernel option) pairs."""
     missing = []
-    tc_features = [f for f in features if f in shaping.KERNEL_OPTIONS]
-    known = sorted(set(PROBES) | set(shaping.KERNEL_OPTIONS))
+    tc_features = [f for f in features if f in SHAPING_FEATURES]
+    known = sorted(KERNEL_OPTIONS)
     with netlink.IPRoute() as ipr:
         for feature in features:
             if feature in tc_features:
@@ -87,8 +104,67 @@ def missing_features(features):
             if not probe(ipr, feature):
                 missing.append((feature, KERNEL_OPTIONS[feature]))
         if tc_features:
-            missing.extend(shaping.missing_shaping_features(ipr, tc_features))
+            missing.extend(missing_shaping_features(ipr, tc_features))
     return missing
+
+
+def missing_shaping_features(ipr, features=SHAPING_FEATURES):
+    """The features of ``features`` this kernel lacks, as (feature, kernel option) pairs.
+
+    Each feature is probed by creating it on a throwaway veth pair in the namespace of ``ipr``
+    (built in or loadable, /proc/modules proves nothing); everything is deleted at once.
+    mirred can only be probed through u32: without u32 it is not reported.
+    """
+    unknown = set(features) - set(SHAPING_FEATURES)
+    if unknown:
+        raise ValueError("unknown shaping feature(s) %s; known: %s"
+                         % (", ".join(sorted(unknown)), ", ".join(SHAPING_FEATURES)))
+    base = "tbsp%05d" % (os.getpid() % 100000)
+    probe, peer, ifb = base + "a", base + "b", base + "i"
+    present = set()
+    absent = set()
+
+    def attempt(feature, call):
+        try:
+            call()
+        except netlink.NetlinkError as exc:
+            if exc.code in (errno.ENOENT, errno.EOPNOTSUPP):
+                absent.add(feature)
+                return False
+            raise PreflightError("probing %s (%s): %s (errno %d)"
+                                 % (feature, KERNEL_OPTIONS[feature], os.strerror(exc.code), exc.code)) from exc
+        present.add(feature)
+        return True
+
+    def delete_probes():
+        for name in (probe, ifb):
+            netlink.delete_link(ipr, name)
+
+    delete_probes()
+    ipr.link("add", ifname=probe, kind="veth", peer=peer)
+    try:
+        index = ipr.link_lookup(ifname=probe)[0]
+        if attempt("htb", lambda: ipr.tc("add", "htb", index, HTB_HANDLE, parent=TC_H_ROOT,
+                                         default=HTB_DEFAULT_MINOR)):
+            ipr.tc("del", None, index, HTB_HANDLE, parent=TC_H_ROOT)
+        if attempt("netem", lambda: ipr.tc("add", "netem", index, LEAF_HANDLE, parent=TC_H_ROOT,
+                                           delay=1000, limit=1000)):
+            ipr.tc("del", None, index, LEAF_HANDLE, parent=TC_H_ROOT)
+        target = index
+        if attempt("ifb", lambda: ipr.link("add", ifname=ifb, kind="ifb")):
+            target = ipr.link_lookup(ifname=ifb)[0]
+        if attempt("ingress", lambda: ipr.tc("add", "ingress", index, INGRESS_HANDLE, parent=TC_H_INGRESS)):
+            if attempt("u32", lambda: ipr.tc("add-filter", "u32", index, 0, parent=INGRESS_HANDLE,
+                                             prio=REDIRECT_PRIO, protocol=ETH_P_ALL, target=HTB_CLASS,
+                                             keys=[MATCH_ALL])):
+                attempt("mirred", lambda: ipr.tc("add-filter", "u32", index, 0, parent=INGRESS_HANDLE,
+                                                 prio=REDIRECT_PRIO + 1, protocol=ETH_P_ALL, target=HTB_CLASS,
+                                                 keys=[MATCH_ALL],
+                                                 action={"kind": "mirred", "direction": "egress",
+                                                         "action": "redirect", "ifindex": target}))
+    finally:
+        delete_probes()
+    return [(f, KERNEL_OPTIONS[f]) for f in SHAPING_FEATURES if f in features and f in absent]
 
 
 def missing_commands(commands=("iptables",)):

@@ -6,40 +6,21 @@
 Shaping lives on the host end of each node's veth, so it works the same whatever carries the
 LAN (bridge, VXLAN, VLAN) and needs nothing inside the node:
 
-* traffic TO the node leaves the host end of the veth: the egress layout below sits on the veth;
+* traffic TO the node leaves the host end of the veth: the egress layout sits on the veth;
 * traffic FROM the node enters the host end: an ``ingress`` qdisc with a u32 match-all filter
   and a ``mirred egress redirect`` hands it to an IFB device, and the same egress layout sits
   on the IFB.
 
-The egress layout is Emulab's: a root ``htb`` (handle 1:, default class 1:1) with one class 1:1
-whose rate and ceil are the bandwidth, and, only when delay, jitter or loss are asked for, a
-``netem`` leaf (handle 10:) under 1:1 whose ``limit`` holds the bandwidth-delay product (the
-netem default of 1000 packets is what throttles Mininet's long-delay links). Without a
-bandwidth, netem alone is the root (handle 10:). A ``queue`` without netem becomes a ``pfifo``
-leaf (handle 10:) of that many packets.
+What is asked for is a :class:`~shape.Shape` (shape.py); the requests that build the layout are
+data (shaping_requests.py, pure); this file reads the kernel and applies: :func:`apply` plans
+and runs only the requests that change something, in place (an htb rate change is a
+``change-class``, never a delete), so a second call returns [].  The kernel probes of the
+preflight are in preflight.py.
 
-The module is split so that tests need no kernel: :func:`egress_requests` and
-:func:`plan_egress` are pure (shape and observed state in, plain-data requests out);
-:func:`apply` reads the kernel, plans, and runs only the requests that change something, in
-place (an htb rate change is a ``change-class``, never a delete), so a second call returns [].
+pyroute2 details this relies on (read from pyroute2 0.9.7):
 
-pyroute2 details this relies on (read from pyroute2 0.9.7, ``netlink/rtnl/tcmsg``):
-
-* htb ``rate``/``ceil`` given as integers are taken as **bytes per second** (``get_rate``
-  passes integers through, and the kernel's ``tc_ratespec`` is in bytes/s); strings would go
-  through pyroute2's own unit parser, which we avoid. ``burst``/``cburst`` are bytes, turned
-  into ticks by pyroute2 (``calc_xmittime``); rates of 2**32 bytes/s and more go in
-  ``TCA_HTB_RATE64`` (pyroute2 does the split).
-* htb ``default`` is the *minor* number of the default class (1 for 1:1); pyroute2's default
-  is 0x10, and its docstring example passes 0x200000.
-* netem ``delay``/``jitter`` are microseconds (converted to ticks and truncated), ``loss`` is a
-  **percentage** (0..100), not a probability, ``limit`` packets.
-* ``tc('del', ...)`` without a kind keeps the ``parent`` given; with a kind, pyroute2 builds
-  options for the delete request too, so deletions are sent without a kind.
 * a qdisc dump covers the whole namespace whatever the index, and ``tc('get')`` returns only
   the ACK: :func:`apply_many` reads all qdiscs once (see :func:`qdisc_snapshot`).
-* a u32 filter needs ``target`` (its classid) even when only an action matters; an action
-  given as a plain string ("ok", "drop") is a gact action, which some kernels lack.
 * an IFB starts with txqueuelen 32, which becomes the limit of htb's default leaf: IFBs are
   created with ``IFB_TXQLEN`` (1000, like a veth) so both directions queue alike.
 """
@@ -51,407 +32,27 @@ __metaclass__ = type
 import errno
 import os
 import socket
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.testbed.containers.plugins.module_utils import units
 from ansible_collections.testbed.containers.plugins.module_utils.names import ifb_name
+# Shape and needed_features are also imported from here (by the planner, model, events, picture).
+from ansible_collections.testbed.containers.plugins.module_utils.shape import (  # pylint: disable=unused-import
+    Shape, as_shape, needed_features)
+from ansible_collections.testbed.containers.plugins.module_utils.shaping_requests import (
+    ETH_P_ALL, HTB_CLASS, HTB_HANDLE, INGRESS_HANDLE, REDIRECT_PRIO, TC_H_INGRESS, TC_H_ROOT, EgressLayout, Observed,
+    TcRequest, handle_str, ingress_requests, plan_egress, tick_in_usec)
 
 try:
     from pyroute2.netlink.exceptions import NetlinkError
-    from pyroute2.netlink.rtnl.tcmsg.common import calc_xmittime, percent2u32, tick_in_usec
-    HAS_PYROUTE2 = True
 except ImportError:  # pragma: no cover - reported by the modules
     NetlinkError = OSError
-    HAS_PYROUTE2 = False
-    tick_in_usec = 15.625
 
-    def calc_xmittime(rate, size):
-        return int(int(1000000 * (float(size) / rate)) * tick_in_usec)
-
-    def percent2u32(pct):
-        return int((2 ** 32 - 1) * pct / 100)
-
-TC_H_ROOT = 0xFFFFFFFF
-TC_H_INGRESS = 0xFFFFFFF1
-INGRESS_HANDLE = 0xFFFF0000
-HTB_HANDLE = 0x10000        # 1:
-HTB_CLASS = 0x10001         # 1:1
-HTB_DEFAULT_MINOR = 1       # unclassified traffic goes to 1:1
-LEAF_HANDLE = 0x100000      # 10: (netem or pfifo under 1:1, or netem as root)
-ETH_P_ALL = 0x0003
-REDIRECT_PRIO = 1
-MATCH_ALL = "0x0/0x0+0"
-
-MTU = 1500                  # bytes per packet for the bandwidth-delay product
-MIN_BURST = 3200            # bytes: two full frames
-BURST_TIME_US = 1000        # htb burst: 1 ms worth of the rate, at least MIN_BURST
-MIN_QUANTUM = 1600
-MAX_QUANTUM = 200000        # the kernel's own bound for computed quanta
-MIN_NETEM_LIMIT = 1000      # packets: netem's default
-QUEUE_MARGIN = 2            # netem limit = margin x bandwidth-delay product
-NOMINAL_LINE_RATE_BPS = 10 ** 10  # a veth has no rate: assume 10 gbit/s for netem without bandwidth
 IFB_TXQLEN = 1000           # ifb defaults to 32, the default htb leaf's pfifo limit follows it
-
-KERNEL_OPTIONS = {
-    "htb": "CONFIG_NET_SCH_HTB",
-    "netem": "CONFIG_NET_SCH_NETEM",
-    "ifb": "CONFIG_IFB",
-    "ingress": "CONFIG_NET_SCH_INGRESS",
-    "u32": "CONFIG_NET_CLS_U32",
-    "mirred": "CONFIG_NET_ACT_MIRRED",
-}
-SHAPING_FEATURES = ("htb", "netem", "ifb", "ingress", "u32", "mirred")
 
 
 class ShapingError(Exception):
     """A shaping failure, with the interface and the tc object it concerns."""
-
-
-# ----------------------------------------------------------------------------------------------
-# What is asked for
-
-
-@dataclass(frozen=True)
-class Shape:
-    """The shaping of one direction of one attachment.
-
-    ``rate_bps`` None means no bandwidth limit; ``limit_packets`` None means a queue derived
-    from the bandwidth-delay product (netem) or the device default (htb alone).
-    """
-
-    rate_bps: Optional[int] = None
-    delay_us: int = 0
-    jitter_us: int = 0
-    loss: float = 0.0
-    limit_packets: Optional[int] = None
-
-    def __post_init__(self):
-        if self.rate_bps is not None and (not isinstance(self.rate_bps, int) or self.rate_bps < 8):
-            raise ValueError("rate_bps must be an integer of at least 8 bit/s, not %r" % (self.rate_bps,))
-        for name in ("delay_us", "jitter_us"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ValueError("%s must be an integer >= 0, not %r" % (name, value))
-        if not 0.0 <= self.loss <= 1.0:
-            raise ValueError("loss must be a probability between 0 and 1, not %r" % (self.loss,))
-        if self.jitter_us and not self.delay_us:
-            raise ValueError("jitter needs a delay")
-        if self.limit_packets is not None:
-            if not isinstance(self.limit_packets, int) or self.limit_packets < 1:
-                raise ValueError("limit_packets must be an integer >= 1, not %r" % (self.limit_packets,))
-            if self.rate_bps is None and not self.needs_netem:
-                raise ValueError("a queue limit needs a bandwidth, a delay or a loss to apply to")
-
-    @classmethod
-    def from_spec(cls, spec: Optional[Mapping[str, Any]]) -> "Shape":
-        """A Shape from experiment-file values: bandwidth, delay, jitter, loss, queue (all optional)."""
-        spec = spec or {}
-        unknown = set(spec) - {"bandwidth", "delay", "jitter", "loss", "queue"}
-        if unknown:
-            raise ValueError("unknown shaping parameter(s) %s; known: bandwidth, delay, jitter, loss, queue"
-                             % ", ".join(sorted(unknown)))
-        queue = spec.get("queue")
-        if queue is not None and (isinstance(queue, bool) or not isinstance(queue, int) or queue < 1):
-            raise ValueError("invalid queue %r: expected a number of packets >= 1" % (queue,))
-        return cls(
-            rate_bps=None if spec.get("bandwidth") is None else units.parse_rate(spec["bandwidth"]),
-            delay_us=units.parse_time(spec.get("delay") or 0),
-            jitter_us=units.parse_time(spec.get("jitter") or 0),
-            loss=units.parse_loss(spec.get("loss") or 0),
-            limit_packets=queue,
-        )
-
-    @property
-    def needs_netem(self) -> bool:
-        return bool(self.delay_us or self.jitter_us or self.loss)
-
-    @property
-    def empty(self) -> bool:
-        return self.rate_bps is None and not self.needs_netem
-
-    def describe(self) -> str:
-        parts = []
-        if self.rate_bps is not None:
-            parts.append("rate " + units.format_rate(self.rate_bps))
-        if self.delay_us:
-            parts.append("delay " + units.format_time(self.delay_us))
-        if self.jitter_us:
-            parts.append("jitter " + units.format_time(self.jitter_us))
-        if self.loss:
-            parts.append("loss " + units.format_loss(self.loss))
-        if self.limit_packets is not None:
-            parts.append("queue %d" % self.limit_packets)
-        return " ".join(parts) or "none"
-
-
-NO_SHAPE = Shape()
-
-
-def as_shape(value: Any) -> Shape:
-    """Accept a Shape, None, or a mapping with the Shape's field names."""
-    if value is None:
-        return NO_SHAPE
-    if isinstance(value, Shape):
-        return value
-    return Shape(**dict(value))
-
-
-def needed_features(shapes: Sequence[Tuple[Shape, Shape]]) -> List[str]:
-    """The kernel features a list of (to_node, from_node) shapes needs, for the preflight."""
-    needed = set()
-    for to_node, from_node in shapes:
-        for shape in (as_shape(to_node), as_shape(from_node)):
-            if shape.rate_bps is not None:
-                needed.add("htb")
-            if shape.needs_netem:
-                needed.add("netem")
-        if not as_shape(from_node).empty:
-            needed.update(("ifb", "ingress", "u32", "mirred"))
-    return [f for f in SHAPING_FEATURES if f in needed]
-
-
-# ----------------------------------------------------------------------------------------------
-# Requests as data
-
-
-def handle_str(handle: int) -> str:
-    if handle == TC_H_ROOT:
-        return "root"
-    major, minor = handle >> 16, handle & 0xFFFF
-    return "%x:%x" % (major, minor) if minor else "%x:" % major
-
-
-@dataclass(frozen=True)
-class TcRequest:
-    """One ``ipr.tc(command, kind, index, handle, parent=parent, **kwargs)`` call."""
-
-    command: str
-    kind: Optional[str]
-    index: int
-    handle: int
-    parent: int
-    kwargs: Dict[str, Any] = field(default_factory=dict)
-
-    def run(self, ipr):
-        return ipr.tc(self.command, self.kind, self.index, self.handle, parent=self.parent, **self.kwargs)
-
-    def describe(self, ifname: Optional[str] = None, names: Optional[Mapping[int, str]] = None) -> str:
-        """The request as the tc(8) command an operator would type (``names``: ifindex -> name)."""
-        dev = ifname or "#%d" % self.index
-        verb = self.command.split("-")[0]
-        if verb in ("del", "remove", "delete"):
-            verb = "del"
-        where = "root" if self.parent == TC_H_ROOT else (
-            "ingress" if self.parent == TC_H_INGRESS else "parent " + handle_str(self.parent))
-        if self.command.endswith("-class"):
-            text = "tc class %s dev %s parent %s classid %s" % (verb, dev, handle_str(self.parent),
-                                                                handle_str(self.handle))
-        elif self.command.endswith("-filter"):
-            text = "tc filter %s dev %s parent %s" % (verb, dev, handle_str(self.parent))
-        elif self.parent == TC_H_INGRESS:
-            text = "tc qdisc %s dev %s ingress" % (verb, dev)
-        else:
-            text = "tc qdisc %s dev %s %s handle %s" % (verb, dev, where, handle_str(self.handle))
-        if self.kind and verb != "del" and self.parent != TC_H_INGRESS:
-            text += " " + self.kind + _describe_kwargs(self.kind, self.kwargs, names or {})
-        return text
-
-
-def _describe_kwargs(kind: str, kw: Mapping[str, Any], names: Mapping[int, str]) -> str:
-    if kind == "htb" and "rate" in kw:
-        return " rate %s ceil %s burst %db" % (units.format_rate(kw["rate"] * 8),
-                                               units.format_rate(kw["ceil"] * 8), kw["burst"])
-    if kind == "htb":
-        return " default %x" % kw.get("default", 0x10)
-    if kind == "netem":
-        text = " limit %d" % kw["limit"]
-        if kw.get("delay"):
-            text += " delay " + units.format_time(kw["delay"])
-            if kw.get("jitter"):
-                text += " " + units.format_time(kw["jitter"])
-        if kw.get("loss"):
-            text += " loss " + units.format_loss(kw["loss"] / 100.0)
-        return text
-    if kind == "pfifo":
-        return " limit %d" % kw["limit"]
-    if kind == "u32":
-        target = (kw.get("action") or {}).get("ifindex")
-        return " protocol all prio %d match u32 0 0 action mirred egress redirect dev %s" % (
-            kw.get("prio", 0), names.get(target, "#%s" % target))
-    return ""
-
-
-@dataclass(frozen=True)
-class TcObject:
-    """One qdisc or class of the egress layout: the request that makes it and the parameters
-    the kernel reports back for it (what the comparison uses)."""
-
-    what: str                   # "qdisc" or "class"
-    kind: str
-    handle: int
-    parent: int
-    kwargs: Dict[str, Any]
-    state: Dict[str, Any]
-
-    def request(self, command: str, index: int) -> TcRequest:
-        suffix = "-class" if self.what == "class" else ""
-        return TcRequest(command + suffix, self.kind, index, self.handle, self.parent, dict(self.kwargs))
-
-
-@dataclass(frozen=True)
-class Observed:
-    """A qdisc or class as read from the kernel."""
-
-    kind: str
-    handle: int
-    parent: int
-    state: Dict[str, Any]
-
-
-@dataclass
-class EgressLayout:
-    """The three places of the egress layout: root qdisc, htb class 1:1, leaf under 1:1."""
-
-    root: Any = None
-    cls: Any = None
-    leaf: Any = None
-
-
-def rate_bytes(shape: Shape) -> int:
-    return shape.rate_bps // 8
-
-
-def htb_burst(rate_bytes_per_s: int) -> int:
-    return max(MIN_BURST, rate_bytes_per_s * BURST_TIME_US // 1000000)
-
-
-def htb_quantum(rate_bytes_per_s: int) -> int:
-    return min(MAX_QUANTUM, max(MIN_QUANTUM, rate_bytes_per_s // 10))
-
-
-def netem_limit(shape: Shape) -> int:
-    """Packets netem may hold: the given queue, else margin x bandwidth-delay product (>= 1000)."""
-    if shape.limit_packets is not None:
-        return shape.limit_packets
-    rate = shape.rate_bps or NOMINAL_LINE_RATE_BPS
-    in_flight_us = shape.delay_us + shape.jitter_us
-    numerator = rate * in_flight_us * QUEUE_MARGIN
-    denominator = MTU * 8 * 1000000
-    return max(MIN_NETEM_LIMIT, -(-numerator // denominator))
-
-
-def _ticks(microseconds: int) -> int:
-    # pyroute2: time2tick(us) = int(us) * tick_in_usec, truncated when packed as u32
-    return int(int(microseconds) * tick_in_usec)
-
-
-def _netem_object(shape: Shape, parent: int) -> TcObject:
-    percent = shape.loss * 100.0
-    return TcObject(
-        "qdisc", "netem", LEAF_HANDLE, parent,
-        {"delay": shape.delay_us, "jitter": shape.jitter_us, "loss": percent, "limit": netem_limit(shape)},
-        {"delay": _ticks(shape.delay_us), "jitter": _ticks(shape.jitter_us), "loss": percent2u32(percent),
-         "limit": netem_limit(shape)},
-    )
-
-
-def desired_layout(shape: Shape) -> EgressLayout:
-    shape = as_shape(shape)
-    if shape.empty:
-        return EgressLayout()
-    if shape.rate_bps is None:
-        return EgressLayout(root=_netem_object(shape, TC_H_ROOT))
-    rate = rate_bytes(shape)
-    burst = htb_burst(rate)
-    quantum = htb_quantum(rate)
-    root = TcObject("qdisc", "htb", HTB_HANDLE, TC_H_ROOT, {"default": HTB_DEFAULT_MINOR},
-                    {"defcls": HTB_DEFAULT_MINOR})
-    cls = TcObject(
-        "class", "htb", HTB_CLASS, HTB_HANDLE,
-        {"rate": rate, "ceil": rate, "burst": burst, "cburst": burst, "quantum": quantum},
-        {"rate": rate, "ceil": rate, "buffer": calc_xmittime(rate, burst), "cbuffer": calc_xmittime(rate, burst),
-         "quantum": quantum},
-    )
-    leaf = None
-    if shape.needs_netem:
-        leaf = _netem_object(shape, HTB_CLASS)
-    elif shape.limit_packets is not None:
-        leaf = TcObject("qdisc", "pfifo", LEAF_HANDLE, HTB_CLASS, {"limit": shape.limit_packets},
-                        {"limit": shape.limit_packets})
-    return EgressLayout(root=root, cls=cls, leaf=leaf)
-
-
-def egress_requests(ifname_index: int, shape: Shape) -> List[TcRequest]:
-    """The requests that build the egress layout of ``shape`` on a device without one."""
-    layout = desired_layout(shape)
-    return [obj.request("add", ifname_index) for obj in (layout.root, layout.cls, layout.leaf) if obj is not None]
-
-
-def _same(desired: Optional[TcObject], observed: Optional[Observed]) -> bool:
-    if desired is None or observed is None:
-        return desired is None and observed is None
-    return (desired.kind == observed.kind and desired.handle == observed.handle
-            and desired.parent == observed.parent and desired.state == observed.state)
-
-
-def _delete_qdisc(index: int, obs: Observed) -> TcRequest:
-    return TcRequest("del", None, index, obs.handle, obs.parent, {})
-
-
-def plan_egress(index: int, observed: EgressLayout, shape: Shape) -> List[Tuple[TcRequest, Optional[Observed]]]:
-    """The requests turning the observed egress layout into the one of ``shape``, each with the
-    observed object it replaces or changes (for the report). Changes in place where the kernel
-    allows it: an htb class rate, a netem's parameters."""
-    desired = desired_layout(shape)
-    steps = []
-    if desired.root is None:
-        if observed.root is not None:
-            steps.append((_delete_qdisc(index, observed.root), observed.root))
-        return steps
-    root = observed.root
-    if root is not None and (root.kind, root.handle) == (desired.root.kind, desired.root.handle):
-        if not _same(desired.root, root):
-            if root.kind == "netem":
-                steps.append((desired.root.request("change", index), root))
-            else:  # htb's qdisc parameters (the default class) cannot be changed
-                steps.append((_delete_qdisc(index, root), root))
-                return steps + [(r, None) for r in egress_requests(index, shape)]
-    else:
-        if root is not None:
-            steps.append((_delete_qdisc(index, root), root))
-        return steps + [(r, None) for r in egress_requests(index, shape)]
-    if desired.cls is None:
-        return steps
-    if observed.cls is None:
-        steps.append((desired.cls.request("add", index), None))
-    elif not _same(desired.cls, observed.cls):
-        steps.append((desired.cls.request("change", index), observed.cls))
-    leaf, want = observed.leaf, desired.leaf
-    if _same(want, leaf):
-        return steps
-    if leaf is not None and want is not None and (leaf.kind, leaf.handle) == (want.kind, want.handle):
-        steps.append((want.request("change", index), leaf))
-        return steps
-    if leaf is not None:
-        steps.append((_delete_qdisc(index, leaf), leaf))
-    if want is not None:
-        steps.append((want.request("add", index), None))
-    return steps
-
-
-def ingress_requests(veth_index: int, ifb_index: int) -> List[TcRequest]:
-    """The ingress qdisc on the veth and the filter redirecting all its traffic to the IFB."""
-    return [
-        TcRequest("add", "ingress", veth_index, INGRESS_HANDLE, TC_H_INGRESS, {}),
-        TcRequest("add-filter", "u32", veth_index, 0, INGRESS_HANDLE, {
-            "prio": REDIRECT_PRIO,
-            "protocol": ETH_P_ALL,
-            "target": HTB_CLASS,
-            "keys": [MATCH_ALL],
-            "action": {"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": ifb_index},
-        }),
-    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -579,12 +180,20 @@ def _link(ipr, name: str):
 # Applying
 
 
+def _kernel_option(feature: str) -> str:
+    """The kernel option that provides ``feature``, for an error message.  preflight.py holds the
+    table; it is imported here, on the error path only, so that importing Shape through this
+    file (the planner does) pulls in neither the engine nor the probes."""
+    from ansible_collections.testbed.containers.plugins.module_utils.preflight import KERNEL_OPTIONS
+    return KERNEL_OPTIONS[feature]
+
+
 def _error(exc, ifname: str, what: str) -> ShapingError:
     code = getattr(exc, "code", None)
     if "qdisc add" in what and " netem" in what and code in (errno.ENOENT, errno.EOPNOTSUPP):
         return ShapingError(
             "%s: the kernel has no netem qdisc (kernel option %s), needed for delay, jitter and loss; "
-            "failed request: %s" % (ifname, KERNEL_OPTIONS["netem"], what))
+            "failed request: %s" % (ifname, _kernel_option("netem"), what))
     if code:
         return ShapingError("%s: %s failed: %s (errno %d)" % (ifname, what, os.strerror(code), code))
     return ShapingError("%s: %s failed: %s" % (ifname, what, exc))
@@ -692,7 +301,7 @@ def _converge_ifb(ipr, name: str, ifb, alias: Optional[str], dry_run: bool) -> T
     except NetlinkError as exc:
         if exc.code == errno.EOPNOTSUPP:
             raise ShapingError("%s: the kernel has no IFB devices (kernel option %s), needed to shape "
-                               "traffic from the node" % (name, KERNEL_OPTIONS["ifb"])) from exc
+                               "traffic from the node" % (name, _kernel_option("ifb"))) from exc
         raise _error(exc, name, "creating the IFB") from exc
 
 
@@ -747,68 +356,3 @@ def _converge_from_node(ipr, veth, veth_name, shape: Shape, dry_run: bool, alias
         if not dry_run:
             _run(ipr, request, veth_name)
     return ops
-
-
-# ----------------------------------------------------------------------------------------------
-# Preflight
-
-
-def missing_shaping_features(ipr, features: Sequence[str] = SHAPING_FEATURES) -> List[Tuple[str, str]]:
-    """The features of ``features`` this kernel lacks, as (feature, kernel option) pairs.
-
-    Each feature is probed by creating it on a throwaway veth pair in the namespace of ``ipr``
-    (built in or loadable, /proc/modules proves nothing); everything is deleted at once.
-    mirred can only be probed through u32: without u32 it is not reported.
-    """
-    unknown = set(features) - set(KERNEL_OPTIONS)
-    if unknown:
-        raise ValueError("unknown shaping feature(s) %s; known: %s"
-                         % (", ".join(sorted(unknown)), ", ".join(SHAPING_FEATURES)))
-    base = "tbsp%05d" % (os.getpid() % 100000)
-    probe, peer, ifb = base + "a", base + "b", base + "i"
-    present = set()
-    absent = set()
-
-    def attempt(feature, call):
-        try:
-            call()
-        except NetlinkError as exc:
-            if exc.code in (errno.ENOENT, errno.EOPNOTSUPP):
-                absent.add(feature)
-                return False
-            raise ShapingError("probing %s (%s): %s (errno %d)"
-                               % (feature, KERNEL_OPTIONS[feature], os.strerror(exc.code), exc.code)) from exc
-        present.add(feature)
-        return True
-
-    def delete_probes():
-        for name in (probe, ifb):
-            link = _link(ipr, name)
-            if link is not None:
-                ipr.link("del", index=link["index"])
-
-    delete_probes()
-    ipr.link("add", ifname=probe, kind="veth", peer=peer)
-    try:
-        index = _link(ipr, probe)["index"]
-        if attempt("htb", lambda: ipr.tc("add", "htb", index, HTB_HANDLE, parent=TC_H_ROOT,
-                                         default=HTB_DEFAULT_MINOR)):
-            ipr.tc("del", None, index, HTB_HANDLE, parent=TC_H_ROOT)
-        if attempt("netem", lambda: ipr.tc("add", "netem", index, LEAF_HANDLE, parent=TC_H_ROOT,
-                                           delay=1000, limit=1000)):
-            ipr.tc("del", None, index, LEAF_HANDLE, parent=TC_H_ROOT)
-        target = index
-        if attempt("ifb", lambda: ipr.link("add", ifname=ifb, kind="ifb")):
-            target = _link(ipr, ifb)["index"]
-        if attempt("ingress", lambda: ipr.tc("add", "ingress", index, INGRESS_HANDLE, parent=TC_H_INGRESS)):
-            if attempt("u32", lambda: ipr.tc("add-filter", "u32", index, 0, parent=INGRESS_HANDLE,
-                                             prio=REDIRECT_PRIO, protocol=ETH_P_ALL, target=HTB_CLASS,
-                                             keys=[MATCH_ALL])):
-                attempt("mirred", lambda: ipr.tc("add-filter", "u32", index, 0, parent=INGRESS_HANDLE,
-                                                 prio=REDIRECT_PRIO + 1, protocol=ETH_P_ALL, target=HTB_CLASS,
-                                                 keys=[MATCH_ALL],
-                                                 action={"kind": "mirred", "direction": "egress",
-                                                         "action": "redirect", "ifindex": target}))
-    finally:
-        delete_probes()
-    return [(f, KERNEL_OPTIONS[f]) for f in SHAPING_FEATURES if f in features and f in absent]

@@ -5,7 +5,7 @@ import subprocess
 import time
 
 import pytest
-from ansible_collections.testbed.containers.plugins.module_utils import netlink, shaping
+from ansible_collections.testbed.containers.plugins.module_utils import netlink, preflight
 
 from helpers import DEBIAN, container_ids, dexec, recap_changed
 
@@ -14,7 +14,7 @@ PROJECT = "shtest"
 
 def has_netem():
     with netlink.IPRoute() as ipr:
-        return not shaping.missing_shaping_features(ipr, ["netem"])
+        return not preflight.missing_shaping_features(ipr, ["netem"])
 
 
 def link_doc(name, **link):

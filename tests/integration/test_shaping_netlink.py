@@ -13,7 +13,7 @@ import time
 import pytest
 from pyroute2 import IPRoute
 
-from ansible_collections.testbed.containers.plugins.module_utils import shaping
+from ansible_collections.testbed.containers.plugins.module_utils import preflight, shaping, shaping_requests
 from ansible_collections.testbed.containers.plugins.module_utils.shaping import Shape, ShapingError
 
 IP = "/usr/sbin/ip"
@@ -139,7 +139,7 @@ def traffic(pair):
 
 def test_preflight_probe_reports_exactly_the_missing_features(pair, netem_missing):
     with pair.ipr() as ipr:
-        missing = shaping.missing_shaping_features(ipr)
+        missing = preflight.missing_shaping_features(ipr)
         assert [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
                 if link.get_attr("IFLA_IFNAME").startswith("tbsp")] == [], "probe objects left behind"
     expected = [("netem", "CONFIG_NET_SCH_NETEM")] if netem_missing else []
@@ -259,7 +259,7 @@ def test_delay_jitter_loss_are_applied_with_netem(pair, netem_missing):
         shaping.apply(ipr, VETH, shape, shape, alias=ALIAS)
         for name in (VETH, IFB):
             layout = shaping.read_egress(ipr, ipr.link_lookup(ifname=name)[0])
-            assert layout.leaf.kind == "netem" and layout.leaf.state == shaping.desired_layout(shape).leaf.state
+            assert layout.leaf.kind == "netem" and layout.leaf.state == shaping_requests.desired_layout(shape).leaf.state
         assert shaping.apply(ipr, VETH, shape, shape, alias=ALIAS) == []
         ops = shaping.apply(ipr, VETH, Shape(rate_bps=10 * MBIT, delay_us=20_000), shape, alias=ALIAS)
         assert len(ops) == 1 and "qdisc change" in ops[0] and "netem" in ops[0]

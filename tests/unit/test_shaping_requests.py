@@ -2,17 +2,15 @@ import pytest
 from pyroute2.netlink.rtnl.tcmsg import sched_htb, sched_netem
 
 from ansible_collections.testbed.containers.plugins.module_utils import shaping
-from ansible_collections.testbed.containers.plugins.module_utils.names import veth_name
-from ansible_collections.testbed.containers.plugins.module_utils.shaping import (
+from ansible_collections.testbed.containers.plugins.module_utils.names import ifb_name, veth_name
+from ansible_collections.testbed.containers.plugins.module_utils.shape import Shape, as_shape, needed_features
+from ansible_collections.testbed.containers.plugins.module_utils.shaping_requests import (
     EgressLayout,
     Observed,
-    Shape,
     TcRequest,
     desired_layout,
     egress_requests,
-    ifb_name,
     ingress_requests,
-    needed_features,
     netem_limit,
     plan_egress,
 )
@@ -76,7 +74,7 @@ def test_a_queue_without_netem_is_a_pfifo_leaf():
 
 def test_empty_shape_builds_nothing():
     assert egress_requests(DEV, Shape()) == []
-    assert egress_requests(DEV, shaping.as_shape(None)) == []
+    assert egress_requests(DEV, as_shape(None)) == []
 
 
 def test_ingress_redirects_everything_to_the_ifb():
