@@ -14,11 +14,21 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible_collections.testbed.containers.plugins.module_utils import augment, engine
 
 
 class ImageError(Exception):
     pass
+
+
+class AugmentFailed(ImageError):
+    """What stopped :func:`augment_images`, with the entries of the images done before (``images``)."""
+
+    def __init__(self, message, images):
+        super().__init__(message)
+        self.images = images
 
 
 def converge_images(cli, plan, nodes, registry=None, dry_run=False):
@@ -107,6 +117,38 @@ def _push_augmented(cli, ref, registry, ops):
         ops.append("push augmented image %s to the testbed registry" % ref)
     except ImageError as exc:
         ops.append("augmented image %s not cached in the registry: %s" % (ref, exc))
+
+
+def augment_images(images, level, tools_dir=None, dry_run=False, cli=None):
+    """Module image_augment: each distinct image of ``images`` augmented at ``level`` on this host
+    (built, or found by its content tag); level ``none`` leaves each as it is.
+
+    Returns (changed, operations, result): result's ``images`` holds one entry per distinct image,
+    in order, and ``refs`` maps each to the image to run.  Raises AugmentFailed."""
+    entries, refs, ops = [], {}, []
+    try:
+        if cli is None and level != "none":
+            cli = engine.client()
+        for ref in images:
+            if ref in refs:
+                continue
+            start = time.time()
+            planned = {"action": "none", "ref": ref} if level == "none" else \
+                augment.plan_augmentation(cli, ref, level, tools_dir)
+            changed = planned["action"] == "build"
+            if changed and not dry_run:
+                augmented, changed = augment.augment_image(cli, ref, level, tools_dir)
+            else:
+                augmented = planned["ref"]
+            if changed:
+                ops.append("augment image %s (%s)" % (ref, level) + ("" if dry_run else " as %s" % augmented))
+            refs[ref] = augmented
+            entries.append({"image": ref, "augmented": augmented, "changed": changed,
+                            "result": "built" if changed else planned["action"],
+                            "seconds": round(time.time() - start, 3)})
+    except (augment.AugmentError, engine.EngineError) as exc:
+        raise AugmentFailed(str(exc), entries) from exc
+    return bool(ops), ops, {"images": entries, "refs": refs}
 
 
 def publish(cli, refs, registry, credentials=None, dry_run=False):

@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 
-from ansible_collections.testbed.containers.plugins.module_utils import defaults, engine, names, netlink
+from ansible_collections.testbed.containers.plugins.module_utils import defaults, engine, files, names, netlink
 from ansible_collections.testbed.containers.plugins.module_utils.shape import SHAPING_FEATURES
 from ansible_collections.testbed.containers.plugins.module_utils.shaping_requests import (
     ETH_P_ALL, HTB_CLASS, HTB_DEFAULT_MINOR, HTB_HANDLE, INGRESS_HANDLE, LEAF_HANDLE, MATCH_ALL, REDIRECT_PRIO,
@@ -292,3 +292,57 @@ def sysctl_file_text(settings):
              "# nodes. Numbers are minimums at run time; a later sysctl.d file may raise them."]
     lines.extend("%s = %s" % (key, " ".join(str(value).split())) for key, value in sorted(settings.items()))
     return "\n".join(lines) + "\n"
+
+
+class SysctlError(Exception):
+    """A setting that could not be raised; ``raised``: what the run meant to raise."""
+
+    def __init__(self, message, raised):
+        super().__init__(message)
+        self.raised = raised
+
+
+def read_sysctl(key):
+    with open(sysctl_path(key)) as f:
+        return f.read()
+
+
+def write_sysctl(key, value):
+    with open(sysctl_path(key), "w") as f:
+        f.write(value + "\n")
+
+
+def converge_sysctls(settings, optional, persist, host, dry_run=False, diff=False, warn=None,
+                     read=read_sysctl, write=write_sysctl):
+    """Module host_sysctl: each setting at least its minimum (or its exact value) now, and all of
+    them in the ``persist`` file for the next boot; keys in ``optional`` this kernel lacks are
+    skipped with one ``warn``.  Returns (changed, operations, result); ValueError naming every
+    bad or missing key before anything is written, SysctlError when a write fails."""
+    errors = sysctl_errors(settings)
+    skipped = []
+    if not errors:
+        errors, skipped = sysctl_missing(settings, optional, host)
+    if errors:
+        raise ValueError("; ".join(errors))
+    if skipped:
+        if warn:
+            warn("%s lacks the kernel setting(s) %s (a host that is itself a container?): skipped; set "
+                 "testbed_host_sysctls to silence this" % (host, ", ".join(skipped)))
+        settings = dict((key, value) for key, value in settings.items() if key not in skipped)
+    changes = sysctl_changes(settings, read)
+    raised = dict((key, {"before": before, "after": after}) for key, before, after in changes)
+    ops = ["set %s to %s (was %s)" % (key, after, before) for key, before, after in changes]
+    if not dry_run:
+        for key, _before, after in changes:
+            try:
+                write(key, after)
+            except (IOError, OSError) as exc:
+                raise SysctlError("settings.%s: cannot set it to %s on %s: %s" % (key, after, host, exc), raised)
+    persisted = bool(persist) and files.write_if_changed(persist, sysctl_file_text(settings), dry_run=dry_run)
+    if persisted:
+        ops.append("write %s" % persist)
+    result = dict(raised=raised, persisted=persisted, skipped=skipped)
+    if diff and changes:
+        result["diff"] = dict(before="".join("%s = %s\n" % (k, b) for k, b, _a in changes),
+                              after="".join("%s = %s\n" % (k, a) for k, _b, a in changes))
+    return bool(ops), ops, result

@@ -254,3 +254,28 @@ def timings_lines(timings, plan_seconds=None):
         total = sum(float(entry[phase]) for phase in PHASE_ORDER if entry.get(phase) is not None)
         lines.append("  %s: %s (%.1f)" % (entry.get("host", "?"), ", ".join(phases), total))
     return lines
+
+
+def converge_record(plan, statuses, record_dir, state="present", write=True, boot_timeout=None, timings=(),
+                    plan_seconds=None, dry_run=False):
+    """Module experiment_report: the controller's record of the experiment merged from ``plan``
+    and each host's ``statuses`` and written (``write``), with the table people read; or the
+    record removed (``state`` absent).  Returns (changed, operations, result).  A record that
+    differs only in what the nodes are doing (state, start command) is rewritten, but that is
+    news, not a change of the experiment."""
+    project, name = plan["project"], plan["name"]
+    path = record_path(record_dir, project, name)
+    if state == "absent":
+        changed = bool(read_record(record_dir, project, name))
+        if changed and not dry_run:
+            remove_record(record_dir, project, name)
+        return changed, ["remove %s" % path] if changed else [], {"path": path}
+    record = merge(plan, [s or [] for s in statuses])
+    old = read_record(record_dir, project, name)
+    differs = write and json.loads(json.dumps(record)) != old
+    if differs and not dry_run:
+        write_record(record_dir, record)
+    events = read_events(record_dir, project, name, last=EVENTS_SHOWN)
+    result = dict(record=record, table=table(record, events) + timings_lines(timings, plan_seconds), dead=dead(record),
+                  path=path, status=status_document(record, events), failure=failure(record, boot_timeout))
+    return bool(differs) and stable(record) != stable(old), ["write %s" % path] if differs else [], result

@@ -152,3 +152,52 @@ def verify_access(registry, ca_pem, username, password, timeout=5.0):
     if status != 200:
         return "https://%s/v2/ answered %s with the credentials, expected 200" % (registry, status)
     return None
+
+
+class TrustError(RegistryError):
+    """What stopped :func:`converge`, with the operations done before (``operations``)."""
+
+    def __init__(self, message, operations):
+        super().__init__(message)
+        self.operations = operations
+
+
+def converge(registry, state="present", ca_cert=None, certs_dir="/etc/docker/certs.d", login=True,
+             docker_config=None, username="testbed", password=None, verify=True, dry_run=False, warn=None):
+    """Module registry_trust: this host trusts the registry's CA and is logged in to it (``state``
+    present, then checked from here with ``verify``), or neither (absent).
+
+    Returns (changed, operations, result); ValueError when a parameter it needs is missing,
+    TrustError when a step fails.  ``warn(text)`` hears, on success, what the person should know."""
+    config = docker_config or default_docker_config()
+    ops, warnings = [], []
+    if state == "present":
+        if not ca_cert and not dry_run:
+            raise ValueError("ca_cert is required with state=present")
+        if (login or verify) and not password:
+            raise ValueError("password is required with login or verify")
+    try:
+        if state == "present":
+            if ca_cert:
+                ops += ensure_trust(registry, ca_cert, certs_dir, dry_run)
+            elif dry_run:
+                ops.append("install the registry CA as %s" % trust_path(registry, certs_dir))
+            if login:
+                login_ops, warnings = ensure_login(registry, username, password, config, dry_run)
+                ops += login_ops
+            if verify and not dry_run:
+                problem = verify_access(registry, ca_cert, username, password)
+                if problem:
+                    raise RegistryError(problem)
+        else:
+            ops += remove_trust(registry, certs_dir, dry_run)
+            if login:
+                ops += remove_login(registry, config, dry_run)
+    except RegistryError as exc:
+        raise TrustError("registry %s: %s" % (registry, exc), ops) from exc
+    for warning in warnings if warn else ():
+        warn(warning)
+    result = dict(operations=ops, ca_path=trust_path(registry, certs_dir))
+    if login:
+        result["docker_config"] = config
+    return bool(ops), ops, result

@@ -99,8 +99,6 @@ path:
   type: str
 """
 
-import json
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.testbed.containers.plugins.module_utils import report
@@ -120,26 +118,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    plan = params["plan"]
-    path = report.record_path(params["record_dir"], plan["project"], plan["name"])
-    if params["state"] == "absent":
-        changed = bool(report.read_record(params["record_dir"], plan["project"], plan["name"]))
-        if changed and not module.check_mode:
-            report.remove_record(params["record_dir"], plan["project"], plan["name"])
-        module.exit_json(changed=changed, path=path)
-    record = report.merge(plan, [s or [] for s in params["statuses"]])
-    old = report.read_record(params["record_dir"], plan["project"], plan["name"])
-    differs = params["write"] and json.loads(json.dumps(record)) != old
-    if differs and not module.check_mode:
-        report.write_record(params["record_dir"], record)
-    # what the nodes are doing (state, start command) is news, not a change of the experiment
-    changed = bool(differs) and report.stable(record) != report.stable(old)
-    events = report.read_events(params["record_dir"], plan["project"], plan["name"], last=report.EVENTS_SHOWN)
-    table = report.table(record, events) + report.timings_lines(params["timings"], params["plan_seconds"])
-    module.exit_json(changed=changed, record=record, table=table, dead=report.dead(record),
-                     path=path, status=report.status_document(record, events),
-                     failure=report.failure(record, params["boot_timeout"]))
+    changed, _ops, result = report.converge_record(dry_run=module.check_mode, **module.params)
+    module.exit_json(changed=changed, **result)
 
 
 if __name__ == "__main__":

@@ -79,12 +79,7 @@ import platform
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.testbed.containers.plugins.module_utils import files, preflight
-
-
-def _read(key):
-    with open(preflight.sysctl_path(key)) as f:
-        return f.read()
+from ansible_collections.testbed.containers.plugins.module_utils import preflight
 
 
 def main():
@@ -94,37 +89,16 @@ def main():
                            persist=dict(type="str", default="/etc/sysctl.d/60-testbed.conf")),
         supports_check_mode=True,
     )
-    settings = module.params["settings"]
-    host = platform.node()
-    errors = preflight.sysctl_errors(settings)
-    skipped = []
-    if not errors:
-        errors, skipped = preflight.sysctl_missing(settings, module.params["optional"], host)
-    if errors:
-        module.fail_json(msg="; ".join(errors))
-    if skipped:
-        module.warn("%s lacks the kernel setting(s) %s (a host that is itself a container?): skipped; set "
-                    "testbed_host_sysctls to silence this" % (host, ", ".join(skipped)))
-        settings = dict((key, value) for key, value in settings.items() if key not in skipped)
-    changes = preflight.sysctl_changes(settings, _read)
-    raised = dict((key, {"before": before, "after": after}) for key, before, after in changes)
-    if not module.check_mode:
-        for key, _before, after in changes:
-            try:
-                with open(preflight.sysctl_path(key), "w") as f:
-                    f.write(after + "\n")
-            except (IOError, OSError) as exc:
-                module.fail_json(msg="settings.%s: cannot set it to %s on %s: %s" % (key, after, host, exc),
-                                 raised=raised)
-    persisted = False
-    if module.params["persist"]:
-        persisted = files.write_if_changed(module.params["persist"], preflight.sysctl_file_text(settings),
-                                           dry_run=module.check_mode)
-    result = dict(changed=bool(changes) or persisted, raised=raised, persisted=persisted, skipped=skipped)
-    if module._diff and changes:
-        result["diff"] = dict(before="".join("%s = %s\n" % (k, b) for k, b, _a in changes),
-                              after="".join("%s = %s\n" % (k, a) for k, _b, a in changes))
-    module.exit_json(**result)
+    p = module.params
+    try:
+        changed, _ops, result = preflight.converge_sysctls(p["settings"], p["optional"], p["persist"], platform.node(),
+                                                           dry_run=module.check_mode, diff=module._diff,
+                                                           warn=module.warn)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    except preflight.SysctlError as exc:
+        module.fail_json(msg=str(exc), raised=exc.raised)
+    module.exit_json(changed=changed, **result)
 
 
 if __name__ == "__main__":

@@ -99,11 +99,9 @@ images:
       type: float
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.testbed.containers.plugins.module_utils import augment, engine
+from ansible_collections.testbed.containers.plugins.module_utils import engine, images
 
 
 def main():
@@ -117,30 +115,12 @@ def main():
     )
     if not engine.HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker"))
-    level = module.params["level"]
-    results, refs = [], {}
+    p = module.params
     try:
-        cli = engine.client() if level != "none" else None
-        for ref in module.params["images"]:
-            if ref in refs:
-                continue
-            start = time.time()
-            if level == "none":
-                plan = {"action": "none", "ref": ref}
-            else:
-                plan = augment.plan_augmentation(cli, ref, level, module.params["tools_dir"])
-            changed = plan["action"] == "build"
-            if changed and not module.check_mode:
-                augmented, changed = augment.augment_image(cli, ref, level, module.params["tools_dir"])
-            else:
-                augmented = plan["ref"]
-            refs[ref] = augmented
-            results.append({"image": ref, "augmented": augmented, "changed": changed,
-                            "result": "built" if changed else plan["action"],
-                            "seconds": round(time.time() - start, 3)})
-    except (augment.AugmentError, engine.EngineError) as exc:
-        module.fail_json(msg=str(exc), images=results)
-    module.exit_json(changed=any(r["changed"] for r in results), images=results, refs=refs)
+        changed, _ops, result = images.augment_images(p["images"], p["level"], p["tools_dir"], dry_run=module.check_mode)
+    except images.AugmentFailed as exc:
+        module.fail_json(msg=str(exc), images=exc.images)
+    module.exit_json(changed=changed, **result)
 
 
 if __name__ == "__main__":

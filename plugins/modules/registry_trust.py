@@ -116,43 +116,16 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
     host = platform.node()
-    reg = p["registry"]
-    dry = module.check_mode
-    config = p["docker_config"] or trust.default_docker_config()
-    ops, warnings = [], []
     try:
-        if p["state"] == "present":
-            if not p["ca_cert"] and not dry:
-                module.fail_json(msg="%s: ca_cert is required with state=present" % host)
-            if (p["login"] or p["verify"]) and not p["password"]:
-                module.fail_json(msg="%s: password is required with login or verify" % host)
-            if p["ca_cert"]:
-                ops += trust.ensure_trust(reg, p["ca_cert"], p["certs_dir"], dry)
-            elif dry:
-                ops.append("install the registry CA as %s" % trust.trust_path(reg, p["certs_dir"]))
-            if p["login"]:
-                login_ops, warnings = trust.ensure_login(reg, p["username"], p["password"], config, dry)
-                ops += login_ops
-            if p["verify"] and not dry:
-                problem = trust.verify_access(reg, p["ca_cert"], p["username"], p["password"])
-                if problem:
-                    module.fail_json(msg="%s: registry %s: %s" % (host, reg, problem), operations=ops)
-        else:
-            ops += trust.remove_trust(reg, p["certs_dir"], dry)
-            if p["login"]:
-                ops += trust.remove_login(reg, config, dry)
-    except trust.RegistryError as exc:
-        module.fail_json(msg="%s: registry %s: %s" % (host, reg, exc), operations=ops)
-    for warning in warnings:
-        module.warn(warning)
-    result = dict(changed=bool(ops), operations=ops, ca_path=trust.trust_path(reg, p["certs_dir"]))
-    if p["login"]:
-        result["docker_config"] = config
+        changed, ops, result = trust.converge(dry_run=module.check_mode, warn=module.warn, **module.params)
+    except ValueError as exc:
+        module.fail_json(msg="%s: %s" % (host, exc))
+    except trust.TrustError as exc:
+        module.fail_json(msg="%s: %s" % (host, exc), operations=exc.operations)
     if module._diff:
         result["diff"] = {"before": "", "after": "".join("%s\n" % op for op in ops), "after_header": "operations"}
-    module.exit_json(**result)
+    module.exit_json(changed=changed, **result)
 
 
 if __name__ == "__main__":

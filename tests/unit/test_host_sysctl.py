@@ -1,4 +1,6 @@
 """The host role's kernel settings: validation, minimum vs exact semantics, the sysctl.d file."""
+import pytest
+
 from ansible_collections.testbed.containers.plugins.module_utils import preflight
 
 
@@ -51,3 +53,53 @@ def test_missing_defaults_are_skipped_and_the_users_own_are_errors():
     assert errors == ["settings.net.core.x: h1 has no such kernel setting (/proc/sys/net/core/x is missing): "
                       "remove it from the settings"]
     assert preflight.sysctl_missing(settings, [], "h1", exists=lambda path: True) == ([], [])
+
+
+def converge(settings, tmp_path, values, **kw):
+    """preflight.converge_sysctls with ``values`` as the kernel's settings; returns its result and what it wrote."""
+    written = {}
+    kw.setdefault("read", lambda key: values[key] + "\n")
+    kw.setdefault("write", written.__setitem__)
+    return preflight.converge_sysctls(settings, kw.pop("optional", []), str(tmp_path / "60-testbed.conf"), "h1",
+                                      **kw), written
+
+
+def test_converge_raises_what_is_low_writes_the_file_and_skips_a_missing_default(tmp_path):
+    values = {"kernel.pid_max": "32768", "fs.inotify.max_user_instances": "8192"}
+    settings = {"kernel.pid_max": 4194304, "fs.inotify.max_user_instances": 128, "net.nope.gc_thresh1": 1024}
+    warnings = []
+    (changed, ops, result), written = converge(settings, tmp_path, values, optional=["net.nope.gc_thresh1"],
+                                               diff=True, warn=warnings.append)
+    persist = str(tmp_path / "60-testbed.conf")
+    assert changed and written == {"kernel.pid_max": "4194304"}
+    assert ops == ["set kernel.pid_max to 4194304 (was 32768)", "write %s" % persist]
+    assert result == {"raised": {"kernel.pid_max": {"before": "32768", "after": "4194304"}}, "persisted": True,
+                      "skipped": ["net.nope.gc_thresh1"],
+                      "diff": {"before": "kernel.pid_max = 32768\n", "after": "kernel.pid_max = 4194304\n"}}
+    assert warnings == ["h1 lacks the kernel setting(s) net.nope.gc_thresh1 (a host that is itself a container?): "
+                        "skipped; set testbed_host_sysctls to silence this"]
+    with open(persist) as f:
+        assert "kernel.pid_max = 4194304" in f.read()
+    values["kernel.pid_max"] = "4194304"
+    (changed, ops, result), written = converge(settings, tmp_path, values, optional=["net.nope.gc_thresh1"])
+    assert (changed, ops, written, "diff" in result) == (False, [], {}, False)
+
+
+def test_converge_in_check_mode_writes_nothing(tmp_path):
+    (changed, ops, result), written = converge({"kernel.pid_max": 4194304}, tmp_path, {"kernel.pid_max": "1"},
+                                               dry_run=True)
+    assert changed and len(ops) == 2 and result["persisted"] and written == {}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_converge_fails_before_writing_on_a_missing_key_and_names_a_failed_write(tmp_path):
+    with pytest.raises(ValueError, match="settings.net.nope.x: h1 has no such kernel setting"):
+        converge({"kernel.pid_max": 4194304, "net.nope.x": 1}, tmp_path, {"kernel.pid_max": "1"})
+
+    def refuse(key, value):
+        raise OSError(13, "Permission denied")
+
+    with pytest.raises(preflight.SysctlError, match="settings.kernel.pid_max: cannot set it to 4194304 on h1") as err:
+        converge({"kernel.pid_max": 4194304}, tmp_path, {"kernel.pid_max": "1"}, write=refuse)
+    assert err.value.raised == {"kernel.pid_max": {"before": "1", "after": "4194304"}}
+    assert list(tmp_path.iterdir()) == []

@@ -169,3 +169,40 @@ def test_trust_in_check_mode_names_the_ca_file_and_writes_nothing(tmp_path):
         "create %s/R:1" % certs, "install the registry CA as %s/R:1/ca.crt" % certs]
     assert not (tmp_path / "certs.d").exists()
     assert trust.remove_trust("R:1", certs, dry_run=True) == []
+
+
+def test_registry_trust_in_check_mode_lists_the_ca_and_the_login_it_would_write(tmp_path):
+    certs, config = str(tmp_path / "certs.d"), str(tmp_path / "docker" / "config.json")
+    changed, ops, result = trust.converge("R:1", certs_dir=certs, docker_config=config, password="p", dry_run=True)
+    assert changed and ops == ["install the registry CA as %s/R:1/ca.crt" % certs, "log in to R:1 in %s" % config]
+    assert result == {"operations": ops, "ca_path": "%s/R:1/ca.crt" % certs, "docker_config": config}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_registry_trust_needs_the_ca_and_a_password_to_log_in():
+    with pytest.raises(ValueError, match="ca_cert is required with state=present"):
+        trust.converge("R:1", password="p")
+    with pytest.raises(ValueError, match="password is required with login or verify"):
+        trust.converge("R:1", ca_cert="PEM", login=False)
+
+
+def test_a_failed_check_names_the_registry_and_keeps_the_operations_done(tmp_path, monkeypatch):
+    monkeypatch.setattr(trust, "ensure_trust", lambda registry, ca, certs_dir, dry_run: ["install the CA"])
+    monkeypatch.setattr(trust, "verify_access", lambda registry, ca, username, password: "answered 500")
+    config = str(tmp_path / "config.json")
+    with open(config, "w") as f:
+        f.write('{"credsStore": "desktop"}')
+    warnings = []
+    with pytest.raises(trust.TrustError, match="^registry R:1: answered 500$") as err:
+        trust.converge("R:1", ca_cert="PEM", docker_config=config, password="p", warn=warnings.append)
+    assert err.value.operations == ["install the CA", "log in to R:1 in %s" % config]
+    assert warnings == []  # warnings are for a success
+    monkeypatch.setattr(trust, "verify_access", lambda registry, ca, username, password: None)
+    assert trust.converge("R:1", ca_cert="PEM", docker_config=config, password="p", warn=warnings.append)[1] == [
+        "install the CA"]
+    assert warnings and "credential helper" in warnings[0]
+
+
+def test_registry_trust_absent_on_a_clean_host_changes_nothing(tmp_path):
+    assert trust.converge("R:1", state="absent", certs_dir=str(tmp_path), docker_config=str(tmp_path / "c.json"))[:2] \
+        == (False, [])
