@@ -215,6 +215,8 @@ class Run:
         self.cli = cli
         self.image_ids, self.images, self.allocations, self.actual = {}, {}, {}, {}
         self.host_links, self.bridges, self.results = {}, {}, {}
+        # the host record as the previous converge left it, and the names of every link on the host
+        self.previous, self.link_names = {}, set()
 
 
 class Slice:
@@ -245,6 +247,7 @@ class Slice:
         self.progress = Progress(os.path.join(self.paths.root, "progress.json"), len(self.nodes), enabled=not dry_run)
         self._ops_lock = threading.Lock()
         self._local = threading.local()
+        self._unchanged = {}  # nodes the previous converge left as planned (stage_nodes)
 
     def _op(self, text):
         with self._ops_lock:
@@ -295,10 +298,11 @@ class Slice:
             raise SliceError("host %s: %s" % (self.host, exc))
         self._ops(ops)
 
-    def stage_intent(self, _run):
+    def stage_intent(self, run):
         """The record says what is being converged before the first object exists (decision 4)."""
+        record = read_record(self.paths) or {}
+        run.previous = dict(record)
         if not self.dry_run:
-            record = read_record(self.paths) or {}
             record.update(self._record_head(), state="converging")
             write_record(self.paths, record)
 
@@ -312,12 +316,15 @@ class Slice:
     def stage_networks(self, run):
         """Stale links removed; each LAN's bridge and its tunnel to the other hosts."""
         with netlink.IPRoute() as ipr:
-            run.host_links = netlink.owned_links(ipr, self.plan["kernel_prefix"])
+            every = netlink.links(ipr)
+            run.host_links = dict((n, i) for n, i in every.items() if n.startswith(self.plan["kernel_prefix"]))
             self._remove_stale_links(ipr, run.host_links)
             created = len(self.ops)
             run.bridges = self._ensure_bridges(ipr, run.host_links)
             if len(self.ops) != created:
-                run.host_links = netlink.owned_links(ipr, self.plan["kernel_prefix"])
+                every = netlink.links(ipr)
+                run.host_links = dict((n, i) for n, i in every.items() if n.startswith(self.plan["kernel_prefix"]))
+            run.link_names = set(every)
 
     def stage_node_files(self, _run):
         """Each node's /etc/hosts and the keys of its exec-style SSH."""
@@ -333,6 +340,7 @@ class Slice:
         """Every node created or recreated, started and plumbed, in a thread pool; a node that
         cannot start is dead (with the engine's reason), the others go on."""
         run.results = {}
+        self._unchanged = self._unchanged_nodes(run)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             # in start order: a wave starts once the nodes it depends_on have started and are plumbed
             for wave in start_waves(self.plan, self.nodes):
@@ -345,6 +353,31 @@ class Slice:
                         run.results[node] = fut.result()
                     except Exception as exc:  # reported as dead, after every node had its go
                         self.dead[node] = engine.describe_error(exc)
+
+    def _unchanged_nodes(self, run):
+        """node -> its result of the previous converge, for the nodes that converge left exactly as
+        planned now: the converge finished, the planned node is the same, its control veth exists
+        and each host-side end sits on its LAN's bridge with its alias, state and MTU (one link
+        dump for the host, no netns entry). ``_converge_node`` still checks the container and its
+        process are the same ones; then it skips plumbing that node (a no-change re-run)."""
+        prev = run.previous or {}
+        if prev.get("state") not in ("ready", "degraded") or self.dry_run:
+            return {}
+        prev_nodes, prev_plan = prev.get("nodes") or {}, (prev.get("plan") or {}).get("nodes") or {}
+        unchanged = {}
+        for node in self.nodes:
+            rec, planned = prev_nodes.get(node), self.plan["nodes"][node]
+            if not rec or not rec.get("pid") or not rec.get("control_veth") or prev_plan.get(node) != planned \
+                    or rec["control_veth"] not in run.link_names:
+                continue
+            for iface in planned["interfaces"]:
+                link = run.host_links.get(iface["veth"])
+                if link is None or link["master"] != run.bridges.get(iface["lan"]) or link["alias"] != iface["alias"] \
+                        or link["up"] == bool(iface.get("down")) or (iface.get("mtu") and link["mtu"] != iface["mtu"]):
+                    break
+            else:
+                unchanged[node] = rec
+        return unchanged
 
     def stage_shaping(self, run):
         self._ensure_shaping(run.results)
@@ -635,7 +668,11 @@ class Slice:
         if pid is None:
             raise SliceError("its main process exited at start: %s (docker logs %s)"
                              % (engine.exit_reason(ctr), node["container"]))
-        control_veth, control_mac = self.plumb(node_name, pid, bridges, host_links)
+        same = (self._unchanged or {}).get(node_name)
+        if same and same.get("container") == ctr.id and same.get("pid") == pid and not accounts_changed:
+            control_veth, control_mac = same["control_veth"], same.get("control_mac")
+        else:
+            control_veth, control_mac = self.plumb(node_name, pid, bridges, host_links)
         self.progress.count("plumbed")
         return dict(result, container=ctr.id, pid=pid, control_veth=control_veth, control_mac=control_mac)
 

@@ -67,8 +67,8 @@ def test_up_status_ssh_list_and_down_as_a_user_types_them(playbooks, tmp_path):
 
         for node in ("a", "b"):
             ssh = run_testbed(elsewhere, "ssh", node, path, *extra, "--", "-i", key_path, "-o", "IdentitiesOnly=yes",
-                          "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                          "-o", "ConnectTimeout=10", "hostname", timeout=180)
+                              "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                              "-o", "ConnectTimeout=10", "hostname", timeout=180)
             assert ssh.returncode == 0, ssh.stdout + ssh.stderr
             assert ssh.stdout.strip() == node, ssh.stdout
 
