@@ -50,7 +50,7 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
     errors.gate()
     check_reserved(errors, exp, reserved)
     errors.gate()
-    placement = place(errors, exp, hosts, previous, host_vars)
+    placement, placement_summary = place(errors, exp, hosts, previous, host_vars)
     errors.gate()
     subnets = allocate_subnets(errors, exp, previous, reserved)
     errors.gate()
@@ -106,6 +106,8 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
                 tunnels[host] = tunnel_address(errors, host, (host_vars or {}).get(host))
     errors.gate()
     plan["tunnels"] = tunnels
+    if placement_summary:  # only with several inventory hosts: single-host plans stay as they were
+        plan["placement"] = placement_summary
     if trunks:
         plan["trunks"] = trunks
     macs = set()
@@ -180,9 +182,11 @@ def plan_events(errors, plan, scheduled):
 
 
 def place(errors, exp, hosts, previous, host_vars=None):
-    """Node -> host, by placement.place(): pins, then the previous placement, then a min-cut
-    partition, balanced over the hosts by their capacity when no packing factor is given, else
-    a fill within each host's capacity and the experiment's packing factor."""
+    """(node -> host, the placement's summary or None), by placement.place(): pins, then the
+    previous placement, then a min-cut partition, balanced over the hosts by their capacity when
+    no packing factor is given, else a fill within each host's capacity and the experiment's
+    packing factor.  The summary (``placement_summary``) only when the inventory has more than
+    one host."""
     from ansible_collections.testbed.containers.plugins.module_utils import placement
     host_vars = host_vars or {}
     nodes = dict((n, {"host": node["host"], "cpus": node["cpus"], "memory": node["memory"]})
@@ -205,8 +209,20 @@ def place(errors, exp, hosts, previous, host_vars=None):
     except placement.PlacementError as exc:
         for error in exc.errors:
             errors.add("", error)
-        return {}
-    return dict(result.nodes)
+        return {}, None
+    return dict(result.nodes), placement_summary(result.stats()) if len(hosts) > 1 else None
+
+
+def placement_summary(stats):
+    """What the plan keeps of a placement for the report (``plan["placement"]``): the mode,
+    nodes per inventory host, LANs spanning hosts, LAN attachments crossing them, and when
+    balanced the tolerance and each host's target.  Figures only: the hosts never read it and no
+    node's settings hash contains it, so a change of it alone touches no node."""
+    summary = {"mode": stats["mode"], "per_host": dict(stats["per_host"]), "spanning": stats["spanning"],
+               "crossing": stats["crossing"]}
+    if stats["mode"] == "balanced":
+        summary.update(tolerance=stats["tolerance"], target=dict(stats["target"]))
+    return summary
 
 
 def reserved_ranges(errors, hosts, host_vars, registry_address=None):

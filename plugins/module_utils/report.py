@@ -207,13 +207,39 @@ def status_document(record, events=None):
     for node in nodes:
         counts[node["state"]] = counts.get(node["state"], 0) + 1
     document = {"project": record["project"], "name": record["name"], "counts": counts, "nodes": nodes}
+    if plan.get("placement"):  # plans over several inventory hosts (plan.placement_summary)
+        document["placement"] = plan["placement"]
     if events:
         document["events"] = events
     return document
 
 
+def _count(number, one, many):
+    return "%d %s" % (number, one if number == 1 else many)
+
+
+def placement_line(placement):
+    """The placement on one line (None without a summary, i.e. one inventory host):
+    ``placement: balanced (±5%), h1 48/50, h2 52/50; 3 LANs span hosts, 12 attachments cross``,
+    each host's nodes over its target when balanced, its nodes alone when filled."""
+    if not placement:
+        return None
+    target = placement.get("target") or {}
+    hosts = ", ".join("%s %d/%d" % (h, n, target[h]) if h in target else "%s %d" % (h, n)
+                      for h, n in placement.get("per_host", {}).items())
+    mode = placement.get("mode", "?")
+    if placement.get("tolerance") is not None:
+        mode += " (±%g%%)" % round(placement["tolerance"] * 100, 3)
+    spanning, crossing = placement.get("spanning") or 0, placement.get("crossing") or 0
+    lans = _count(spanning, "LAN spans hosts", "LANs span hosts") if spanning else "no LAN spans hosts"
+    if crossing:
+        lans += ", %s" % _count(crossing, "attachment crosses", "attachments cross")
+    return "placement: %s, %s; %s" % (mode, hosts, lans)
+
+
 def table(record, events=None):
-    """Lines of a fixed-width table, one node a line; then the last ``events`` applied."""
+    """Lines of a fixed-width table, one node a line, after the experiment's summary and, over
+    several hosts, its placement (``placement_line``); then the last ``events`` applied."""
     rows = []
     for node in record["nodes"]:
         ifaces = " ".join("%s=%s/%s(%s)" % (i["ifname"], i["address"], i["prefixlen"], i["lan"])
@@ -237,7 +263,8 @@ def table(record, events=None):
     summary += " (%s)" % ", ".join("%d %s" % (v, k) for k, v in sorted(counts.items())) if counts else ""
     if events:
         lines += ["last events:"] + ["  " + event_line(e) for e in events]
-    return [summary] + lines
+    placed = placement_line((record.get("plan") or {}).get("placement"))
+    return [summary] + ([placed] if placed else []) + lines
 
 
 PHASE_ORDER = ("hosts", "images", "networks", "nodes", "shaping", "control", "boot")

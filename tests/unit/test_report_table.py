@@ -72,3 +72,22 @@ def test_event_entry_takes_the_earliest_start_the_latest_delay_and_names_failed_
     assert entry["result"] == "failed on h2"
     assert entry["hosts"]["h1"]["operations"] == ["take down tbx (a on lan0)"] and entry["hosts"]["h2"]["error"]
     assert "link lan0 down: failed on h2 (+0.20 s late)" in rep.event_line(entry)
+
+
+def test_placement_line_shows_targets_when_balanced_and_counts_alone_when_filled():
+    balanced = {"mode": "balanced", "tolerance": 0.05, "per_host": {"h1": 48, "h2": 52}, "target": {"h1": 50, "h2": 50},
+                "spanning": 3, "crossing": 12}
+    assert report.placement_line(balanced) == "placement: balanced (±5%), h1 48/50, h2 52/50; 3 LANs span hosts, 12 attachments cross"
+    filled = {"mode": "fill", "per_host": {"h1": 3, "h2": 1}, "spanning": 1, "crossing": 1}
+    assert report.placement_line(filled) == "placement: fill, h1 3, h2 1; 1 LAN spans hosts, 1 attachment crosses"
+    assert report.placement_line(dict(filled, per_host={"h1": 4, "h2": 0}, spanning=0, crossing=0)) == (
+        "placement: fill, h1 4, h2 0; no LAN spans hosts")
+    assert report.placement_line(None) is None
+
+
+def test_table_shows_the_placement_under_the_summary_and_a_single_host_table_does_not():
+    placed = dict(record(), plan={"placement": {"mode": "fill", "per_host": {"h": 1, "g": 0}, "spanning": 0, "crossing": 0}})
+    lines = report.table(placed)
+    assert lines[1] == "placement: fill, h 1, g 0; no LAN spans hosts" and lines[2].startswith("NODE")
+    assert report.table(record())[1].startswith("NODE")
+    assert "placement" not in report.status_document(record())
