@@ -170,7 +170,7 @@ def main():
 
 PACKAGE = "ansible_collections.testbed.containers.plugins.module_utils"
 MODULES = ("agent", "augment", "control", "defaults", "engine", "files", "firewall", "images", "names", "netlink",
-           "planned", "preflight", "services", "shape", "shaping", "shaping_requests", "slice", "units")
+           "planned", "preflight", "resources", "services", "shape", "shaping", "shaping_requests", "slice", "units")
 BOOTSTRAP = ("import sys; sys.path.insert(0, %r); "
              "from ansible_collections.testbed.containers.plugins.module_utils import agent; agent.main()")
 

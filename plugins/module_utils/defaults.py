@@ -24,10 +24,14 @@ CONTROL = {
 NODE_PIDS = 4096
 # roles/registry's testbed_registry_address (198.18.0.0/15: benchmarking, never routed publicly)
 REGISTRY_ADDRESS = "198.18.255.1"
-# Node settings of the container itself (model.py checks them): in a node's plan, and in its
-# settings hash, only when the node sets them, so plans and nodes made before they existed stay
-# as they were.
-CONTAINER_KEYS = ("entrypoint", "user", "workdir", "binds", "cap_add", "sysctls", "labels", "ports")
+# Resource limits a node may set besides cpus, memory and pids (which every plan has): in its
+# plan only when set, and never in its settings hash (a change of a limit is a docker update of
+# the node, not a recreate: engine.limit_changes).
+LIMIT_KEYS = ("cpu_shares", "blkio_weight")
+# Node settings of the container itself (model.py checks them): in a node's plan, and (but
+# LIMIT_KEYS) in its settings hash, only when the node sets them, so plans and nodes made before
+# they existed stay as they were.
+CONTAINER_KEYS = ("entrypoint", "user", "workdir", "binds", "cap_add", "sysctls", "labels", "ports") + LIMIT_KEYS
 # Host paths no node may bind: they hold the host, the engine or other experiments (a node with
 # /var/run/docker.sock or /var/lib/testbed would reach beyond itself).
 HOST_ONLY_PATHS = ("/", "/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker", "/var/lib/containerd",

@@ -19,10 +19,21 @@ except ImportError:  # pragma: no cover - reported by the modules
     APIError = ImageNotFound = NotFound = Exception
     HAS_DOCKER = False
 
-from ansible_collections.testbed.containers.plugins.module_utils import defaults, names
+from ansible_collections.testbed.containers.plugins.module_utils import defaults, names, resources
 
-# Bump when the container spec changes meaning, so nodes converge to the new spec.
-SPEC_VERSION = 2
+# Bump when the container spec changes meaning, so nodes converge to the new spec.  Version 3:
+# the resource limits left the settings hash (a change of them is a docker update, not a recreate).
+SPEC_VERSION = 3
+# The hash before version 3 (cpus and memory always in it, pids when not the default): a node made
+# with it is current when its hash, made again with the limits the engine shows for the node
+# (legacy_digests), matches; its limits then converge in place like any other node's.  Only while
+# SPEC_VERSION is 3: a later bump recreates those nodes as it recreates every other.
+LEGACY_SPEC_VERSION, LIMITS_SPLIT_VERSION = 2, 3
+# A node's resource limits, in the order the operations name them
+LIMIT_FIELDS = ("cpus", "memory", "pids", "cpu_shares", "blkio_weight")
+# ... and their names in the engine's HostConfig and update request (cpus in nano CPUs)
+ENGINE_LIMITS = {"cpus": "NanoCpus", "memory": "Memory", "pids": "PidsLimit", "cpu_shares": "CpuShares",
+                 "blkio_weight": "BlkioWeight"}
 NODE_CAPS = ["NET_ADMIN", "NET_RAW"]
 CONTROL_SUBNET_LABEL = "testbed.control-subnet"
 
@@ -119,26 +130,48 @@ def image_ids(cli, images):
     return ids
 
 
-def container_spec(plan, node_name, image_id, hosts_path, control_address=None, image_ref=None):
-    """The keyword arguments of containers.create for a node, and their hash (a label).
-
-    A node is recreated only when this hash changes; LAN membership, addresses and routes are
-    not part of it (they converge in place).
-    """
+def node_settings(plan, node_name, image_id, hosts_path, control_address=None):
+    """What a node's container is made with that only a recreate changes (its hash is the
+    ``testbed.config-hash`` label): not its resource limits (limit_changes) nor its LAN
+    membership, addresses and routes, which converge in place."""
     node = plan["nodes"][node_name]
     hashed = {
-        "version": SPEC_VERSION, "image": node["image"], "image_id": image_id, "command": node["command"],
-        "cpus": node["cpus"], "memory": node["memory"], "forwarding": node["forwarding"], "env": node["env"],
-        "hosts": hosts_path, "control_address": control_address,
+        "image": node["image"], "image_id": image_id, "command": node["command"], "forwarding": node["forwarding"],
+        "env": node["env"], "hosts": hosts_path, "control_address": control_address,
     }
     if node.get("restart"):  # only when set: nodes without it keep their hash across versions
         hashed["restart"] = node["restart"]
-    if node.get("pids") and node["pids"] != defaults.NODE_PIDS:  # likewise: the default is not hashed
-        hashed["pids"] = node["pids"]
     for key in defaults.CONTAINER_KEYS:  # likewise: only the ones the node sets
-        if key in node:
+        if key in node and key not in defaults.LIMIT_KEYS:
             hashed[key] = node[key]
-    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return hashed
+
+
+def _digest(hashed):
+    return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def legacy_digests(settings, host_config):
+    """The version-2 hashes a node made before the limits left the hash would carry, given its
+    ``settings`` (node_settings) and the limits its container has (``HostConfig`` of an
+    inspect): one per way the file may have written its cpus (``1`` or ``1.0``)."""
+    if SPEC_VERSION != LIMITS_SPLIT_VERSION:
+        return []
+    nano = host_config.get("NanoCpus") or 0
+    forms = [None] if not nano else [nano / 1e9] + ([nano // 10 ** 9] if nano % 10 ** 9 == 0 else [])
+    hashed = dict(settings, version=LEGACY_SPEC_VERSION, memory=host_config.get("Memory") or None)
+    pids = host_config.get("PidsLimit")
+    if pids and pids > 0 and pids != defaults.NODE_PIDS:
+        hashed["pids"] = pids
+    return [_digest(dict(hashed, cpus=cpus)) for cpus in forms]
+
+
+def container_spec(plan, node_name, image_id, hosts_path, control_address=None, image_ref=None):
+    """The keyword arguments of containers.create for a node, and the hash of its settings (a
+    label, node_settings): a node is recreated only when that hash changes."""
+    node = plan["nodes"][node_name]
+    digest = _digest(dict(node_settings(plan, node_name, image_id, hosts_path, control_address),
+                          version=SPEC_VERSION))
     labels = {
         names.LABEL_PROJECT: plan["project"],
         names.LABEL_EXPERIMENT: plan["name"],
@@ -164,13 +197,150 @@ def container_spec(plan, node_name, image_id, hosts_path, control_address=None, 
     if control_address:
         kwargs["networking_config"] = {names.CONTROL_NETWORK: docker.types.EndpointConfig(
             "1.41", ipv4_address=control_address)}
-    if node["cpus"]:
-        kwargs["nano_cpus"] = int(node["cpus"] * 1e9)
-    if node["memory"]:
-        kwargs["mem_limit"] = node["memory"]
-    kwargs["pids_limit"] = node.get("pids") or defaults.NODE_PIDS
+    limits = node_limits(node)
+    if limits["cpus"]:
+        kwargs["nano_cpus"] = nano_cpus(limits["cpus"])
+    if limits["memory"]:
+        kwargs["mem_limit"] = limits["memory"]
+    kwargs["pids_limit"] = limits["pids"]
+    if limits["cpu_shares"]:
+        kwargs["cpu_shares"] = limits["cpu_shares"]
+    if limits["blkio_weight"]:
+        kwargs["blkio_weight"] = limits["blkio_weight"]
     add_container_settings(kwargs, node)
     return kwargs, digest
+
+
+# --- resource limits: changed in place (docker update) --------------------------------------
+def nano_cpus(cpus):
+    return int(round(cpus * 1e9))
+
+
+def node_limits(node):
+    """The limits a planned node asks (LIMIT_FIELDS; None: no limit, the engine's default)."""
+    return {"cpus": node.get("cpus") or None, "memory": node.get("memory") or None,
+            "pids": node.get("pids") or defaults.NODE_PIDS, "cpu_shares": node.get("cpu_shares") or None,
+            "blkio_weight": node.get("blkio_weight") or None}
+
+
+def applied_limits(host_config):
+    """The limits a container has, from the ``HostConfig`` of its inspect (no label: a docker
+    update changes the limits but cannot change labels)."""
+    applied = dict((field, host_config.get(key) or None) for field, key in ENGINE_LIMITS.items())
+    if applied["cpus"]:
+        applied["cpus"] /= 1e9
+    if applied["pids"] is not None and applied["pids"] < 0:  # -1: unlimited
+        applied["pids"] = None
+    return applied
+
+
+def limit_changes(wanted, applied):
+    """[(field, applied value, wanted value)] of the limits that differ (cpus compared in the
+    engine's nano CPUs)."""
+    changes = []
+    for field in LIMIT_FIELDS:
+        have, want = applied.get(field), wanted.get(field)
+        if field == "cpus":
+            same = (nano_cpus(have) if have else 0) == (nano_cpus(want) if want else 0)
+        else:
+            same = have == want
+        if not same:
+            changes.append((field, have, want))
+    return changes
+
+
+def update_bodies(changes):
+    """[(field, body of the engine's container update)] making ``changes`` in place, one update
+    per field so that a refusal names its field; None when one cannot be made in place: a limit
+    removed (to the engine's update, 0 means "unchanged").  Memory takes the swap it gets at
+    create (Docker's default: as much swap as memory)."""
+    bodies = []
+    for field, _have, want in changes:
+        if want is None:
+            return None
+        body = {ENGINE_LIMITS[field]: nano_cpus(want) if field == "cpus" else want}
+        if field == "memory":
+            body["MemorySwap"] = 2 * want
+        bodies.append((field, body))
+    return bodies
+
+
+def format_limit(field, value):
+    """A limit for people: ``none``, ``0.5`` (cpus), ``256m`` (memory), ``4096``."""
+    if value is None:
+        return "none"
+    if field == "cpus":
+        return "%g" % value
+    if field == "memory":
+        return resources.format_bytes(value)
+    return str(value)
+
+
+def describe_changes(changes):
+    """``cpus 0.5 -> 1, memory 256m -> 512m`` (the operation's words)."""
+    return ", ".join("%s %s -> %s" % (field, format_limit(field, have), format_limit(field, want))
+                     for field, have, want in changes)
+
+
+def host_config(ctr):
+    """The ``HostConfig`` of a node's container (one inspect, kept by NodeContainer)."""
+    return ((ctr.full() if isinstance(ctr, NodeContainer) else ctr).attrs or {}).get("HostConfig") or {}
+
+
+def in_place_changes(ctr, node, digest, settings):
+    """How a node's existing container reaches the plan: ("recreate", why) when its settings
+    hash differs (a version-2 hash counts as its own when only the limits differ:
+    legacy_digests) or a limit it has must go; else ("update", the limit changes), with no
+    change when it is current."""
+    label = ctr.labels.get(names.LABEL_CONFIG)
+    config = host_config(ctr) if label else {}
+    if not label or (label != digest and label not in legacy_digests(settings, config)):
+        return "recreate", "its settings changed"
+    changes = limit_changes(node_limits(node), applied_limits(config))
+    if update_bodies(changes) is None:
+        removed = [c for c in changes if c[2] is None]
+        return "recreate", "%s cannot be removed in place" % describe_changes(removed)
+    return "update", changes
+
+
+def refusal_words(node_name, field, changes, error):
+    """The warning for a limit the engine refused to change in place (update_limits)."""
+    change = describe_changes([c for c in changes if c[0] == field])
+    hint = ": a limit below what the node uses now cannot be set; lower its use first, or remove the node and " \
+        "swap in again" if field == "memory" else ""
+    return "node %s: the engine refused to change %s in place (%s); the node keeps its current %s%s" % (
+        node_name, change, error, field, hint)
+
+
+def update_resources(cli, container_id, body):
+    """POST /containers/ID/update with ``body`` (the SDK's update_container knows neither
+    NanoCpus nor PidsLimit).  Returns the engine's warnings; EngineError in the engine's words."""
+    url = "%s/v%s/containers/%s/update" % (cli.api.base_url, cli.api.api_version, container_id)
+    try:
+        res = cli.api.post(url, json=body, timeout=cli.api.timeout)
+    except Exception as exc:  # the engine went away: say so in its words
+        raise EngineError(str(exc))
+    try:
+        data = res.json()
+    except ValueError:
+        data = {}
+    if res.status_code >= 400:
+        raise EngineError(_runtime_words((data or {}).get("message") or res.text or res.status_code))
+    return list((data or {}).get("Warnings") or [])
+
+
+def update_limits(cli, container_id, changes):
+    """Make the limit ``changes`` (in_place_changes) on a container, field by field.  Returns
+    (warnings, refusals): the engine's warnings and [(field, the engine's error)] of the
+    fields it refused (such as memory below what the node uses now); the other fields are
+    changed."""
+    warnings, refused = [], []
+    for field, body in update_bodies(changes) or ():
+        try:
+            warnings.extend(update_resources(cli, container_id, body))
+        except EngineError as exc:
+            refused.append((field, str(exc)))
+    return warnings, refused
 
 
 def add_container_settings(kwargs, node):

@@ -115,8 +115,12 @@ def _parse_network(errors, path, value):
     return net
 
 
-NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "pids", "augment", "host", "env", "start", "restart",
-             "entrypoint", "user", "workdir", "binds", "cap_add", "sysctls", "labels", "ports", "depends_on")
+NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "pids", "cpu_shares", "blkio_weight", "augment", "host",
+             "env", "start", "restart", "entrypoint", "user", "workdir", "binds", "cap_add", "sysctls", "labels", "ports",
+             "depends_on")
+# The node's resource limits (a node's own, else ``defaults:``): a change of them is a docker
+# update of the running node, not a recreate (engine.limit_changes).
+LIMIT_KEYS = ("cpus", "memory", "pids", "cpu_shares", "blkio_weight")
 # What a node's application runs as and where: the container's own (augment: none) or the
 # supervisor's override of the image's originals (basic, full).
 RUN_KEYS = ("entrypoint", "user", "workdir")
@@ -138,6 +142,9 @@ LABEL_RESERVED = "testbed."
 PORT_RE = re.compile(r"^(?:([0-9.]+):)?([0-9]{1,5}):([0-9]{1,5})(?:/(tcp|udp))?\Z")
 IFNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}\Z")
 PIDS_RANGE = (16, 4194304)
+# Docker's bounds: CPU shares (relative CPU weight, 1024 without it), block I/O weight
+CPU_SHARES_RANGE = (2, 262144)
+BLKIO_WEIGHT_RANGE = (10, 1000)
 # What the supervisor does when the node's application exits (the node itself stays up).
 APP_RESTART_POLICIES = ("no", "on-failure", "always")
 DEFAULT_AUGMENT = "basic"
@@ -160,7 +167,7 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
 IMAGE_RE = re.compile(r"^(?:%s/)?%s(?:/%s)*(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*"
                       r":[0-9a-fA-F]{32,})?\Z" % (_DOMAIN, _COMPONENT, _COMPONENT))
-DEFAULT_KEYS = ("augment", "image", "start", "restart")
+DEFAULT_KEYS = ("augment", "image", "start", "restart") + LIMIT_KEYS
 ADDRESSING_KEYS = ("pool", "prefixlen")
 
 
@@ -208,8 +215,9 @@ def _check_users(errors, users):
     return result
 
 
-def _check_node(errors, path, spec, defaults):
-    """Shape of one node; returns the normalized node or None."""
+def _check_node(errors, path, spec, defaults, limit_defaults=None):
+    """Shape of one node; returns the normalized node or None.  ``limit_defaults``: the
+    checked limits of ``defaults:`` (check_limits), for the ones the node does not set."""
     if spec is None:
         spec = {}
     if not _check_keys(errors, path, spec, NODE_KEYS):
@@ -238,27 +246,9 @@ def _check_node(errors, path, spec, defaults):
     if not isinstance(forwarding, bool):
         errors.add(_join(path, "forwarding"), "must be true or false, got %r" % (forwarding,))
     node["forwarding"] = forwarding is True
-    cpus = spec.get("cpus")
-    if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not 0 < cpus <= 1024):
-        errors.add(_join(path, "cpus"), "must be a number of CPUs above 0, such as 0.5 or 2, got %r" % (cpus,))
-        cpus = None
-    node["cpus"] = cpus
-    memory = spec.get("memory")
-    if memory is not None:
-        parsed = parse_memory(memory)
-        if parsed is None:
-            errors.add(_join(path, "memory"), "invalid memory %r: write a size such as 256m or 1g" % (memory,))
-        elif parsed < 6 * 1024 ** 2:
-            errors.add(_join(path, "memory"), "%r is below Docker's minimum of 6m" % (memory,))
-        memory = parsed
-    node["memory"] = memory
-    pids = spec.get("pids")
-    if pids is not None and (isinstance(pids, bool) or not isinstance(pids, int)
-                             or not PIDS_RANGE[0] <= pids <= PIDS_RANGE[1]):
-        errors.add(_join(path, "pids"), "must be a number of processes from %d to %d (default %d), got %r"
-                   % (PIDS_RANGE + (NODE_PIDS, pids)))
-        pids = None
-    node["pids"] = pids
+    node.update((key, None) for key in LIMIT_KEYS)
+    node.update(limit_defaults or {})
+    node.update(check_limits(errors, path, spec))
     augment = spec.get("augment", defaults.get("augment", DEFAULT_AUGMENT))
     if augment not in AUGMENT_LEVELS:
         errors.add(_join(path, "augment"), "must be one of %s, got %r" % (", ".join(AUGMENT_LEVELS), augment))
@@ -307,6 +297,50 @@ def _check_node(errors, path, spec, defaults):
         depends = None
     node["depends_on"] = list(dict.fromkeys(depends or []))
     return node
+
+
+def _whole_number(value, bounds):
+    return not isinstance(value, bool) and isinstance(value, int) and bounds[0] <= value <= bounds[1]
+
+
+def check_limits(errors, path, spec):
+    """The resource limits (LIMIT_KEYS) ``spec`` sets (a node's or ``defaults:``), normalized:
+    cpus a number, memory in bytes, pids, cpu_shares and blkio_weight whole numbers.  A bad
+    one is reported with its field path and left out."""
+    limits = {}
+    cpus = spec.get("cpus")
+    if cpus is not None:
+        if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not 0 < cpus <= 1024:
+            errors.add(_join(path, "cpus"), "must be a number of CPUs above 0, such as 0.5 or 2, got %r" % (cpus,))
+        else:
+            limits["cpus"] = cpus
+    memory = spec.get("memory")
+    if memory is not None:
+        parsed = parse_memory(memory)
+        if parsed is None:
+            errors.add(_join(path, "memory"), "invalid memory %r: write a size such as 256m or 1g" % (memory,))
+        elif parsed < 6 * 1024 ** 2:
+            errors.add(_join(path, "memory"), "%r is below Docker's minimum of 6m" % (memory,))
+        else:
+            limits["memory"] = parsed
+    pids = spec.get("pids")
+    if pids is not None:
+        if not _whole_number(pids, PIDS_RANGE):
+            errors.add(_join(path, "pids"), "must be a number of processes from %d to %d (default %d), got %r"
+                       % (PIDS_RANGE + (NODE_PIDS, pids)))
+        else:
+            limits["pids"] = pids
+    for key, bounds, what in (("cpu_shares", CPU_SHARES_RANGE, "relative CPU weight: a node without it has 1024"),
+                              ("blkio_weight", BLKIO_WEIGHT_RANGE, "relative block I/O weight")):
+        value = spec.get(key)
+        if value is None:
+            continue
+        if not _whole_number(value, bounds):
+            errors.add(_join(path, key), "must be a whole number from %d to %d (Docker's %s), got %r"
+                       % (bounds + (what, value)))
+        else:
+            limits[key] = value
+    return limits
 
 
 def _check_start_order(errors, nodes):
@@ -597,6 +631,7 @@ def validate(doc):
     _check_keys(errors, "defaults", defaults, DEFAULT_KEYS)
     if not isinstance(defaults, dict):
         defaults = {}
+    limit_defaults = check_limits(errors, "defaults", defaults)
     addressing = doc.get("addressing") or {}
     pool, prefixlen = ipaddress.ip_network(DEFAULT_POOL), DEFAULT_PREFIXLEN
     if _check_keys(errors, "addressing", addressing, ADDRESSING_KEYS):
@@ -620,7 +655,7 @@ def validate(doc):
     for name, spec in raw_nodes.items():
         path = "nodes.%s" % name
         if _check_name(errors, path, name, "node"):
-            node = _check_node(errors, path, spec, defaults)
+            node = _check_node(errors, path, spec, defaults, limit_defaults)
             if node is not None:
                 nodes[name] = node
 

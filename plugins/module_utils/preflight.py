@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 
-from ansible_collections.testbed.containers.plugins.module_utils import defaults, engine, files, names, netlink
+from ansible_collections.testbed.containers.plugins.module_utils import defaults, engine, files, names, netlink, resources
 from ansible_collections.testbed.containers.plugins.module_utils.shape import SHAPING_FEATURES
 from ansible_collections.testbed.containers.plugins.module_utils.shaping_requests import (
     ETH_P_ALL, HTB_CLASS, HTB_DEFAULT_MINOR, HTB_HANDLE, INGRESS_HANDLE, LEAF_HANDLE, MATCH_ALL, REDIRECT_PRIO,
@@ -40,6 +40,9 @@ KERNEL_OPTIONS = {
     "mirred": "CONFIG_NET_ACT_MIRRED",
 }
 PROBE = "tbpf%d" % (os.getpid() % 100000)
+# What a plan may need of the host's cgroups rather than of its kernel's network: checked by
+# reading the cgroup mounts (resources.py), not by a probe.
+CGROUP_FEATURES = ("blkio_weight",)
 
 
 class PreflightError(Exception):
@@ -182,12 +185,25 @@ def check_host(features, lans, host):
         problems.append(str(exc))
     for command in missing_commands():
         problems.append("the command %s is missing: install the Debian package %s" % (command, command))
-    for feature, option in missing_features(features):
+    for feature, option in missing_features([f for f in features if f not in CGROUP_FEATURES]):
         problems.append("the kernel lacks %s (kernel option %s)" % (feature, option))
+    if "blkio_weight" in features:
+        problems.extend(blkio_weight_problems(host, resources.host_blkio_weight_problem()))
     if lans:
         with netlink.IPRoute() as ipr:
             problems.extend(route_conflicts(lans, host, host_routes(ipr)))
     return problems, version
+
+
+def blkio_weight_problems(host, why):
+    """The preflight's words when the engine cannot apply the nodes' blkio_weight on ``host``
+    (``why``: resources.blkio_weight_problem, None when it can): refused before any node exists,
+    as the engine itself would only drop the weight with a warning at create."""
+    if not why:
+        return []
+    return ["nodes set blkio_weight, which the Docker engine cannot apply on host %s: %s; remove blkio_weight from "
+            "the experiment file (its nodes and defaults:), or run the host with cgroup v2 (kernel command line "
+            "systemd.unified_cgroup_hierarchy=1) and a scheduler with I/O weights (BFQ)" % (host, why)]
 
 
 # --- the host's own routes --------------------------------------------------------------------

@@ -11,10 +11,13 @@ import json
 import os
 import time
 
-from ansible_collections.testbed.containers.plugins.module_utils import files
+from ansible_collections.testbed.containers.plugins.module_utils import files, model
+from ansible_collections.testbed.containers.plugins.module_utils.resources import format_bytes
 
 COLUMNS = (("node", "NODE"), ("host", "HOST"), ("state", "STATE"), ("container", "CONTAINER"),
            ("start", "START"), ("interfaces", "INTERFACES"), ("ssh", "SSH"))
+# shown after START when the hosts read what the nodes use (slice.add_resources)
+RESOURCES_COLUMN = ("resources", "CPU/MEMORY")
 
 
 def record_path(record_dir, project, name):
@@ -99,7 +102,7 @@ def event_line(entry):
     return "%s%s %s: %s%s" % (when, scheduled, entry.get("event"), entry.get("result", "?"), late)
 
 
-VOLATILE = ("state", "start", "start_exit", "app", "sshd", "reason", "log")
+VOLATILE = ("state", "start", "start_exit", "app", "sshd", "reason", "log", "resources")
 REASON_WIDTH = 80
 
 
@@ -180,7 +183,84 @@ def not_booted(record, timeout):
             for n in record["nodes"] if n.get("state") == "running"]
 
 
-def status_document(record, events=None):
+def resources_column(node):
+    """What a node uses against its limits, ``cpu 0.45/1 mem 120m/256m`` (CPUs, memory in
+    Docker's units; no ``/LIMIT`` without a limit), ``-`` without a reading (a dead node)."""
+    used = node.get("resources")
+    if not used:
+        return "-"
+    cpu = "?" if used.get("cpu_percent") is None else "%.2f" % (used["cpu_percent"] / 100.0)
+    if used.get("cpus_limit"):
+        cpu += "/%g" % used["cpus_limit"]
+    memory = "?" if used.get("memory_bytes") is None else format_bytes(used["memory_bytes"])
+    if used.get("memory_limit"):
+        memory += "/" + format_bytes(used["memory_limit"])
+    return "cpu %s mem %s" % (cpu, memory)
+
+
+def _capacity(spec):
+    """A host's capacity as the plan role collects it (testbed_max_nodes, testbed_cpus,
+    testbed_memory; inventory values may be strings): {max_nodes, cpus, memory}, None unset."""
+    spec = spec or {}
+    result = {"max_nodes": None, "cpus": None, "memory": None}
+    try:
+        result["max_nodes"] = int(spec["max_nodes"]) if spec.get("max_nodes") not in (None, "") else None
+    except (TypeError, ValueError):
+        pass
+    try:
+        result["cpus"] = float(spec["cpus"]) if spec.get("cpus") not in (None, "") else None
+    except (TypeError, ValueError):
+        pass
+    if spec.get("memory") not in (None, ""):
+        result["memory"] = model.parse_memory(spec["memory"])
+    return result
+
+
+def host_usage(record, capacity=None):
+    """host -> how full it is: its nodes, the cpus and memory they ask (the numbers placement
+    counts) and use (the sum of their readings), against its capacity when ``capacity`` gives
+    it (host -> {max_nodes, cpus, memory}: testbed_max_nodes, testbed_cpus, testbed_memory).
+    {"nodes": {"placed", "capacity"}, "cpus": {"asked", "used", "capacity"}, "memory": {...}},
+    ``used`` None when no node of the host was read."""
+    planned = (record.get("plan") or {}).get("nodes") or {}
+    hosts = {}
+    for node in record["nodes"]:
+        plan_node = planned.get(node["node"], {})
+        host = node.get("host") or plan_node.get("host")
+        entry = hosts.get(host)
+        if entry is None:
+            cap = _capacity((capacity or {}).get(host))
+            entry = hosts[host] = {"nodes": {"placed": 0, "capacity": cap["max_nodes"]},
+                                   "cpus": {"asked": 0, "used": None, "capacity": cap["cpus"]},
+                                   "memory": {"asked": 0, "used": None, "capacity": cap["memory"]}}
+        entry["nodes"]["placed"] += 1
+        entry["cpus"]["asked"] += plan_node.get("cpus") or 0
+        entry["memory"]["asked"] += plan_node.get("memory") or 0
+        used = node.get("resources") or {}
+        if used.get("cpu_percent") is not None:
+            entry["cpus"]["used"] = round((entry["cpus"]["used"] or 0) + used["cpu_percent"] / 100.0, 2)
+        if used.get("memory_bytes") is not None:
+            entry["memory"]["used"] = (entry["memory"]["used"] or 0) + used["memory_bytes"]
+    return hosts
+
+
+def host_lines(usage):
+    """One line per host: ``host h1: nodes 3/10, cpus used 1.20 asked 2.5/8, memory used 600m
+    asked 1g/16g`` (``/CAPACITY`` only where the inventory gives it)."""
+    lines = []
+    for host, entry in usage.items():
+        nodes, cpus, memory = entry["nodes"], entry["cpus"], entry["memory"]
+        text = "host %s: nodes %d%s" % (host, nodes["placed"], "/%d" % nodes["capacity"] if nodes["capacity"] is not None else "")
+        text += ", cpus used %s asked %g%s" % ("?" if cpus["used"] is None else "%.2f" % cpus["used"], cpus["asked"],
+                                               "/%g" % cpus["capacity"] if cpus["capacity"] is not None else "")
+        text += ", memory used %s asked %s%s" % ("?" if memory["used"] is None else format_bytes(memory["used"]),
+                                                 format_bytes(memory["asked"]) if memory["asked"] else "0",
+                                                 "/" + format_bytes(memory["capacity"]) if memory["capacity"] else "")
+        lines.append(text)
+    return lines
+
+
+def status_document(record, events=None, capacity=None):
     """The record for automation (status.yml -e format=json): one object per node with its host,
     container, state (and why it is dead), start command state and exit code, control address,
     ssh command, and interfaces with addresses, the host-side interface (to capture on:
@@ -202,11 +282,13 @@ def status_document(record, events=None):
             "node": node["node"], "host": host, "container": node.get("container"), "state": node.get("state"),
             "reason": node.get("reason"), "start": node.get("start"), "start_exit": node.get("start_exit"),
             "control_address": node.get("control_address"), "ssh": node.get("ssh"), "interfaces": interfaces,
+            "resources": node.get("resources"),
         })
     counts = {}
     for node in nodes:
         counts[node["state"]] = counts.get(node["state"], 0) + 1
-    document = {"project": record["project"], "name": record["name"], "counts": counts, "nodes": nodes}
+    document = {"project": record["project"], "name": record["name"], "counts": counts, "nodes": nodes,
+                "hosts": host_usage(record, capacity)}
     if plan.get("placement"):  # plans over several inventory hosts (plan.placement_summary)
         document["placement"] = plan["placement"]
     if events:
@@ -237,9 +319,13 @@ def placement_line(placement):
     return "placement: %s, %s; %s" % (mode, hosts, lans)
 
 
-def table(record, events=None):
+def table(record, events=None, capacity=None):
     """Lines of a fixed-width table, one node a line, after the experiment's summary and, over
-    several hosts, its placement (``placement_line``); then the last ``events`` applied."""
+    several hosts, its placement (``placement_line``); when the hosts read what the nodes use
+    (or ``capacity`` is given: host_usage), a CPU/MEMORY column and a line per host after the
+    nodes; then the last ``events`` applied."""
+    read = any(node.get("resources") for node in record["nodes"])
+    columns = COLUMNS[:5] + (RESOURCES_COLUMN,) + COLUMNS[5:] if read else COLUMNS
     rows = []
     for node in record["nodes"]:
         ifaces = " ".join("%s=%s/%s(%s)" % (i["ifname"], i["address"], i["prefixlen"], i["lan"])
@@ -251,11 +337,13 @@ def table(record, events=None):
             state += " (%s)" % (reason if len(reason) <= REASON_WIDTH else "..." + reason[3 - REASON_WIDTH:])
         rows.append({"node": node["node"], "host": node.get("host", ""), "state": state,
                      "container": node.get("container", ""), "interfaces": ifaces or "-",
-                     "ssh": ssh_column(node), "start": start_column(node)})
-    widths = dict((key, max([len(title)] + [len(str(r[key])) for r in rows])) for key, title in COLUMNS)
-    lines = ["  ".join(title.ljust(widths[key]) for key, title in COLUMNS).rstrip()]
+                     "ssh": ssh_column(node), "start": start_column(node), "resources": resources_column(node)})
+    widths = dict((key, max([len(title)] + [len(str(r[key])) for r in rows])) for key, title in columns)
+    lines = ["  ".join(title.ljust(widths[key]) for key, title in columns).rstrip()]
     for r in rows:
-        lines.append("  ".join(str(r[key]).ljust(widths[key]) for key, _t in COLUMNS).rstrip())
+        lines.append("  ".join(str(r[key]).ljust(widths[key]) for key, _t in columns).rstrip())
+    if read or capacity:
+        lines += host_lines(host_usage(record, capacity))
     summary = "experiment %s/%s: %d nodes" % (record["project"], record["name"], len(rows))
     counts = {}
     for node in record["nodes"]:
@@ -284,12 +372,14 @@ def timings_lines(timings, plan_seconds=None):
 
 
 def converge_record(plan, statuses, record_dir, state="present", write=True, boot_timeout=None, timings=(),
-                    plan_seconds=None, dry_run=False):
+                    plan_seconds=None, dry_run=False, capacity=None):
     """Module experiment_report: the controller's record of the experiment merged from ``plan``
     and each host's ``statuses`` and written (``write``), with the table people read; or the
     record removed (``state`` absent).  Returns (changed, operations, result).  A record that
-    differs only in what the nodes are doing (state, start command) is rewritten, but that is
-    news, not a change of the experiment."""
+    differs only in what the nodes are doing (state, start command, resources) is rewritten, but
+    that is news, not a change of the experiment.  ``capacity``: host -> {max_nodes, cpus,
+    memory} (testbed_max_nodes, testbed_cpus, testbed_memory, as the plan role's
+    testbed_host_vars has them), what the per-host lines (host_usage) measure against."""
     project, name = plan["project"], plan["name"]
     path = record_path(record_dir, project, name)
     if state == "absent":
@@ -303,6 +393,7 @@ def converge_record(plan, statuses, record_dir, state="present", write=True, boo
     if differs and not dry_run:
         write_record(record_dir, record)
     events = read_events(record_dir, project, name, last=EVENTS_SHOWN)
-    result = dict(record=record, table=table(record, events) + timings_lines(timings, plan_seconds), dead=dead(record),
-                  path=path, status=status_document(record, events), failure=failure(record, boot_timeout))
+    result = dict(record=record, table=table(record, events, capacity) + timings_lines(timings, plan_seconds),
+                  dead=dead(record), path=path, status=status_document(record, events, capacity),
+                  failure=failure(record, boot_timeout))
     return bool(differs) and stable(record) != stable(old), ["write %s" % path] if differs else [], result

@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.testbed.containers.plugins.module_utils import augment, control, defaults, engine, files, firewall, names
-from ansible_collections.testbed.containers.plugins.module_utils import images, netlink, services, shaping
+from ansible_collections.testbed.containers.plugins.module_utils import images, netlink, resources, services, shaping
 from ansible_collections.testbed.containers.plugins.module_utils.planned import hosts_file, root_keys, slice_of, start_waves
 
 DEFAULT_STATE_DIR = "/var/lib/testbed"
@@ -643,11 +643,22 @@ class Slice:
         result = {"container_name": node["container"], "allocation": allocation,
                   "control_address": allocation["address"], "ssh_port": allocation["port"],
                   "ssh": self.ssh_command(node_name, allocation)}
-        if ctr is not None and ctr.labels.get(names.LABEL_CONFIG) != digest:
-            self._op("recreate node %s (its settings changed)" % node_name)
-            if not self.dry_run:
-                engine.remove_container(ctr)
-            ctr = None
+        if ctr is not None:
+            # its settings hash decides a recreate; its limits (from the engine) change in place
+            verdict, detail = engine.in_place_changes(ctr, node, digest, engine.node_settings(
+                self.plan, node_name, image_ids[ref], self.paths.hosts(node_name), allocation["address"]))
+            if verdict == "recreate":
+                self._op("recreate node %s (%s)" % (node_name, detail))
+                if not self.dry_run:
+                    engine.remove_container(ctr)
+                ctr = None
+            elif detail:
+                self._op("update node %s limits (%s)" % (node_name, engine.describe_changes(detail)))
+                if not self.dry_run:
+                    warnings, refused = engine.update_limits(cli, ctr.id, detail)
+                    self.warnings.extend("node %s: %s" % (node_name, warning) for warning in warnings)
+                    for field, error in refused:
+                        self.warnings.append(engine.refusal_words(node_name, field, detail, error))
         if ctr is None:
             self._op("create node %s" % node_name)
             if self.dry_run:
@@ -764,29 +775,50 @@ LOG_TAIL_LINES = 10
 BOOT_POLL_SECONDS = 0.25
 
 
-def wait_booted(project, name, state_dir=DEFAULT_STATE_DIR, timeout=0, poll=BOOT_POLL_SECONDS):
+def wait_booted(project, name, state_dir=DEFAULT_STATE_DIR, timeout=0, poll=BOOT_POLL_SECONDS, with_resources=True):
     """The status of the slice once every node is booted or dead, or ``timeout`` seconds passed
-    (then the nodes still running are not booted: the report says so).  Returns (report, seconds
-    waited)."""
+    (then the nodes still running are not booted: the report says so), with (``with_resources``)
+    what each running node uses, read once at the end (add_resources).  Returns (report, seconds
+    waited), the reading's pause not counted in them."""
     started = time.time()
     while True:
-        report = status(project, name, state_dir)
+        report, pids = _read_status(project, name, state_dir)
         waiting = [n for n, entry in report.items() if entry["state"] == "running"]
         if not waiting or time.time() - started >= timeout:
-            return report, time.time() - started
+            waited = time.time() - started
+            if with_resources:
+                add_resources(report, pids)
+            return report, waited
         time.sleep(poll)
 
 
-def status(project, name, state_dir=DEFAULT_STATE_DIR):
-    """Each node of this host's slice: dead, running (not yet plumbed) or booted."""
+def status(project, name, state_dir=DEFAULT_STATE_DIR, with_resources=True):
+    """Each node of this host's slice: dead, running (not yet plumbed) or booted, and with
+    ``with_resources`` what the running ones use (add_resources)."""
+    report, pids = _read_status(project, name, state_dir)
+    if with_resources:
+        add_resources(report, pids)
+    return report
+
+
+def add_resources(report, pids):
+    """Each running node's ``resources``: CPU use (percent of one CPU, over resources.SAMPLE_SECONDS),
+    memory use, the limits its cgroup has and its processes, from two cgroup readings of all
+    nodes at once (``pids``: node -> the pid of its main process)."""
+    for node, used in resources.sample(pids).items():
+        report[node]["resources"] = used
+
+
+def _read_status(project, name, state_dir):
+    """(node -> status entry, node -> pid of the running ones)."""
     paths = Paths(state_dir, project, name)
     record = read_record(paths)
     if record is None:
-        return {}
+        return {}, {}
     plan = record["plan"]
     cli = engine.client()
     actual = engine.list_nodes(cli, project, name)
-    report = {}
+    report, pids = {}, {}
     for node_name in slice_of(plan, record["host"]):
         node = plan["nodes"][node_name]
         ctr = actual.get(node_name)
@@ -821,9 +853,10 @@ def status(project, name, state_dir=DEFAULT_STATE_DIR):
                     entry["sshd"] = st.get("service_sshd", "unknown")  # running | exited:N
             entry["state"] = "booted" if plumbed else "running"
             entry["container_id"] = ctr.id
+            pids[node_name] = pid
         recorded = (record.get("nodes") or {}).get(node_name) or {}
         for key in ("ssh", "control_address", "ssh_port"):
             if key in recorded:
                 entry[key] = recorded[key]
         report[node_name] = entry
-    return report
+    return report, pids

@@ -45,12 +45,18 @@ EXAMPLES = r"""
 
 RETURN = r"""
 nodes:
-  description: One entry per node of this host's slice, in file order.
+  description:
+    - One entry per node of this host's slice, in file order.
+    - A running node's C(resources) is what it uses against its limits, read from its cgroup twice 0.5 s apart
+      (all nodes at once) - C(cpu_percent) (percent of one CPU), C(memory_bytes) (without the inactive page cache),
+      C(memory_limit), C(cpus_limit), C(pids_limit) (null when none), C(pids) (its processes).
   returned: always
   type: list
   elements: dict
   sample: [{"node": "client", "state": "booted", "host": "localhost", "container": "tb_default_demo_client",
-            "addresses": ["10.10.0.1/24"]}]
+            "addresses": ["10.10.0.1/24"],
+            "resources": {"cpu_percent": 12.5, "memory_bytes": 3145728, "memory_limit": 268435456, "cpus_limit": 0.5,
+                          "pids": 2, "pids_limit": 4096}}]
 boot_waited:
   description: Seconds waited for the nodes to boot (O(boot_timeout)).
   returned: always

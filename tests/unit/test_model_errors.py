@@ -17,8 +17,8 @@ HOSTS = ["h1", "h2"]
 TUNNELS = {"h1": {"tunnel_address": "192.0.2.1"}, "h2": {"tunnel_address": "192.0.2.2"}}
 HINT = model.NAME_HINT
 IMG = {"image": "img"}
-NODE_KEYS = ("augment, binds, cap_add, command, cpus, depends_on, entrypoint, env, forwarding, host, image, labels, memory, pids, ports, "
-             "restart, start, sysctls, user, workdir")
+NODE_KEYS = ("augment, binds, blkio_weight, cap_add, command, cpu_shares, cpus, depends_on, entrypoint, env, forwarding, host, image, "
+             "labels, memory, pids, ports, restart, start, sysctls, user, workdir")
 TOP_KEYS = "addressing, defaults, events, lans, links, name, nodes, placement, project, routing, ssh_keys, users"
 
 
@@ -68,8 +68,8 @@ CASES = [
     ("name-not-a-string", exp(name=5), HOSTS, ["name: " + bad_name(5, "experiment")]),
     ("project-bad", exp(project="My.Project"), HOSTS, ["project: " + bad_name("My.Project", "project")]),
     ("routing-bad", exp(routing="ospf"), HOSTS, ["routing: must be one of static, none, got 'ospf'"]),
-    ("defaults-unknown-key", exp(defaults={"cpus": 1}), HOSTS,
-     ["defaults.cpus: unknown key; allowed keys: augment, image, restart, start"]),
+    ("defaults-unknown-key", exp(defaults={"cpu": 1}), HOSTS,
+     ["defaults.cpu: unknown key; allowed keys: augment, blkio_weight, cpu_shares, cpus, image, memory, pids, restart, start"]),
     ("defaults-not-a-mapping", exp(defaults=["img"]), HOSTS, ["defaults: must be a mapping, got a list"]),
     ("addressing-not-a-mapping", exp(addressing="10.0.0.0/8"), HOSTS,
      ["addressing: must be a mapping, got a string"]),
