@@ -56,9 +56,18 @@ def owner(plan):
     return names.firewall_comment(plan["project"], plan["name"])
 
 
+def kernel_prefix(plan):
+    return plan.get("kernel_prefix") or names.kernel_prefix(plan["project"], plan["name"])
+
+
+def log_path(plan, what, log_dir="/tmp"):
+    """Where a server started here writes its output (cleanup removes these)."""
+    return os.path.join(log_dir, "%s-fidelity-%s.log" % (kernel_prefix(plan), what))
+
+
 def baseline_names(plan):
     """The baseline's network namespaces and veth ends: the experiment's kernel prefix, 'n', a hash."""
-    prefix = plan.get("kernel_prefix") or names.kernel_prefix(plan["project"], plan["name"])
+    prefix = kernel_prefix(plan)
     return [(prefix + "n" + side, prefix + "n" + names.short_hash("fidelity/veth/" + side, 7), address)
             for side, address in BASELINE]
 
@@ -126,9 +135,9 @@ class NamespaceTools:
                 raise MeasureError("%s with %s: %s" % (argv[0], self.where(), exc))
         return proc.returncode, proc.stdout
 
-    def spawn(self, argv, log_path):
-        """Start a long-running tool (a server) in its own session; its output goes to ``log_path``."""
-        with self._fds() as fds, open(log_path, "w") as log:
+    def spawn(self, argv, log_file):
+        """Start a long-running tool (a server) in its own session; its output goes to ``log_file``."""
+        with self._fds() as fds, open(log_file, "w") as log:
             try:
                 return subprocess.Popen(argv, env=self.env, preexec_fn=self._enter(fds), stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
@@ -168,12 +177,12 @@ def iperf3_client(tools, address, seconds, port=IPERF3_PORT):
     raise MeasureError("iperf3 to %s:%d: no result" % (address, port))  # pragma: no cover
 
 
-def start_server(tools, address, port, log_path):
+def start_server(tools, address, port, log_file):
     """An iperf3 server on ``address``; fails with its own words when it does not stay up."""
-    proc = tools.spawn(["iperf3", "-s", "-B", address, "-p", str(port)], log_path)
+    proc = tools.spawn(["iperf3", "-s", "-B", address, "-p", str(port)], log_file)
     time.sleep(SERVER_GRACE)
     if proc.poll() is not None:
-        with open(log_path) as f:
+        with open(log_file) as f:
             raise MeasureError("iperf3 server on %s:%d with %s exited at once: %s"
                                % (address, port, tools.where(), fidelity.tail(f.read()) or "no output"))
     return proc
@@ -207,9 +216,6 @@ class HostMeasure:
                                % (node, self.plan["project"], self.plan["name"], self.host))
         return ctr, pid
 
-    def log_path(self, what):
-        return os.path.join(self.log_dir, "%s-fidelity-%s.log" % (self.plan.get("kernel_prefix") or "tb", what))
-
     def measure(self, item):
         """The item's result: the item with its address, ``rtt`` and ``tcp``, or its ``error``."""
         result = dict(item, address=None, rtt=None, tcp=None, error=None)
@@ -238,7 +244,7 @@ class HostMeasure:
         with baseline(self.plan) as (net_a, net_b, address_b):
             client = NamespaceTools(pid, item["tools"], self.plan, net_a)
             server = start_server(NamespaceTools(pid, item["tools"], self.plan, net_b), address_b, IPERF3_PORT,
-                                  self.log_path("netns"))
+                                  log_path(self.plan, "netns", self.log_dir))
             try:
                 return {"address": address_b, "rtt": ping(client, address_b, self.count, self.interval),
                         "tcp": iperf3_client(client, address_b, self.seconds)}
@@ -253,7 +259,7 @@ class HostMeasure:
             raise MeasureError("host %s has no tunnel address in the plan (testbed_tunnel_address)" % self.host)
         _ctr, pid = self._node(item["server"])
         tools = NamespaceTools(pid, item["server"], self.plan)
-        return start_server(tools, address, self.port, self.log_path("hosts-%d" % self.port)).pid
+        return start_server(tools, address, self.port, log_path(self.plan, "hosts-%d" % self.port, self.log_dir)).pid
 
 
 @contextlib.contextmanager
@@ -321,8 +327,12 @@ def cleanup(plan, log_dir="/tmp"):
             ops.append("stop measurement process %d" % pid)
         except OSError:
             continue
+    for _attempt in range(30):  # gone (or a zombie: no environment) before its port is wanted again
+        if not marked_processes(owner(plan)):
+            break
+        time.sleep(0.1)
     ops.extend(remove_namespaces(plan))
-    prefix = "%s-fidelity-" % (plan.get("kernel_prefix") or "tb")
+    prefix = "%s-fidelity-" % kernel_prefix(plan)
     for entry in sorted(os.listdir(log_dir)):
         if entry.startswith(prefix) and entry.endswith(".log"):
             os.unlink(os.path.join(log_dir, entry))

@@ -53,8 +53,8 @@ options:
     type: dict
     default: {}
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - testbed.containers.common.record_dir
+  - ansible.builtin.action_common_attributes
   - testbed.containers.common
 attributes:
   check_mode:
