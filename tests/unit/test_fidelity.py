@@ -185,6 +185,7 @@ def test_a_host_without_vxlan_or_shaping_skips_what_it_cannot_carry():
     experiment, items = fidelity.design(template(), ["h1", "h2"], {"h2": ["vxlan", "htb", "ifb"]})
     skipped = dict((i["id"], i["skipped"]) for i in items if i["skipped"])
     assert skipped == {"h2/qdisc": "htb, ifb missing on h2: shaping qdiscs cannot be measured",
+                       "h1/hosts->h2": "vxlan missing on h2: the cross-host LAN cannot be measured",
                        "h1/vxlan->h2": "vxlan missing on h2: the cross-host LAN cannot be measured"}
     assert "qdisc2" not in experiment["lans"] and "vxlan1" not in experiment["lans"]
     assert "qdisc1" in experiment["lans"]
@@ -323,6 +324,8 @@ def test_report_without_overheads_says_so():
     doc = fidelity.document({"project": "p", "name": "n"}, [measured("h1", "lan", 0.05, 0.09, 100)],
                             {"ping_count": 10, "ping_interval": 0.2, "iperf_seconds": 1}, "now")
     assert "  none (no layer and the path beneath it were both measured)" in fidelity.lines(doc)
+    doc = fidelity.document({"project": "p", "name": "n"}, [], {}, "now")
+    assert fidelity.lines(doc)[0] == "fidelity of p/n (now): ? ping samples every ? s, iperf3 ? s a path"
 
 
 def test_the_report_is_written_beside_the_record(tmp_path):
