@@ -7,8 +7,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import calendar
 import hashlib
 import json
+import re
+import time
 
 try:
     import docker
@@ -392,6 +395,21 @@ def container_pid(ctr):
     if not state.get("Running") or state.get("Restarting") or not state.get("Pid"):
         return None
     return state["Pid"]
+
+
+def restarted_within(ctr, seconds, now=None):
+    """Has the engine restarted this node (its restart policy) and its current run begun less than
+    ``seconds`` ago? A node in a crash loop is up for moments between restarts: it is not booted
+    until it stays up (the boot wait looks again, and sees it restarting or dead)."""
+    attrs = (ctr.full() if isinstance(ctr, NodeContainer) else ctr).attrs
+    if not attrs.get("RestartCount"):
+        return False
+    started = (attrs.get("State") or {}).get("StartedAt") or ""
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?", started)
+    if not match:
+        return False
+    when = calendar.timegm(time.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")) + float("0." + (match.group(2) or "0"))
+    return (time.time() if now is None else now) - when < seconds
 
 
 def exit_reason(ctr):

@@ -543,7 +543,8 @@ def kernel_features(plan):
     spanning = [lan for lan in plan["lans"].values() if len(lan["hosts"]) > 1]
     crossing = (["vxlan"] if any(lan.get("vxlan") for lan in spanning) else []) + \
         (["vlan"] if any(lan.get("vlan") for lan in spanning) else [])
-    return ["bridge", "veth"] + crossing + needed_features(shapes)
+    weights = ["blkio_weight"] if any(n.get("blkio_weight") for n in plan["nodes"].values()) else []
+    return ["bridge", "veth"] + crossing + needed_features(shapes) + weights
 
 
 def hosts_entries(plan):
@@ -608,3 +609,15 @@ def load_and_plan(path, hosts, record_dir=None, host_vars=None, registry_address
             record = report.read_record(record_dir, project, name)
             previous = record.get("plan") if record else None
     return make_plan(doc, hosts, previous, controller_keys(), host_vars, controller_user(), registry_address), notes
+
+
+def changed_nodes(plan, previous):
+    """host -> how many of its nodes are new or planned differently than in ``previous`` (the
+    recorded plan of the last swap-in, or None): what a converge there has to create or recreate
+    (the slice role follows a converge with many of them as an asynchronous job)."""
+    before = (previous or {}).get("nodes") or {}
+    counts = dict((host, 0) for host in plan.get("hosts", []))
+    for name, node in plan["nodes"].items():
+        if before.get(name) != node:
+            counts[node["host"]] = counts.get(node["host"], 0) + 1
+    return counts

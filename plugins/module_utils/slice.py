@@ -773,6 +773,8 @@ def _remove_empty_parents(path, stop):
 
 LOG_TAIL_LINES = 10
 BOOT_POLL_SECONDS = 0.25
+# a node the engine restarted (its restart policy) is booted only once its run lasted this long
+RESTART_SETTLE_SECONDS = 3
 
 
 def wait_booted(project, name, state_dir=DEFAULT_STATE_DIR, timeout=0, poll=BOOT_POLL_SECONDS, with_resources=True):
@@ -851,6 +853,8 @@ def _read_status(project, name, state_dir):
                 entry["app"] = st.get("app", "unknown")
                 if node.get("augment") == "full":
                     entry["sshd"] = st.get("service_sshd", "unknown")  # running | exited:N
+            if plumbed and engine.restarted_within(ctr, RESTART_SETTLE_SECONDS):
+                plumbed = False  # up for a moment between the engine's restarts: look again
             entry["state"] = "booted" if plumbed else "running"
             entry["container_id"] = ctr.id
             pids[node_name] = pid

@@ -110,6 +110,14 @@ errors:
   returned: failure
   type: list
   elements: str
+changed_nodes:
+  description:
+    - Per physical host, how many of its nodes are new or planned differently than in the recorded
+      earlier swap-in (all of them on a first swap-in); the slice role follows a converge with many
+      of them as an asynchronous job.
+  returned: success
+  type: dict
+  sample: {"localhost": 3}
 seconds:
   description: Seconds the planning took (reading, importing, validating, placing, addressing, routing).
   returned: success
@@ -120,8 +128,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.testbed.containers.plugins.module_utils import report
 from ansible_collections.testbed.containers.plugins.module_utils.model import ExperimentError
-from ansible_collections.testbed.containers.plugins.module_utils.plan import load_and_plan
+from ansible_collections.testbed.containers.plugins.module_utils.plan import changed_nodes, load_and_plan
 
 
 def main():
@@ -147,8 +156,10 @@ def main():
     for note in notes:
         if note.level == "warning":
             module.warn(str(note))
+    record = report.read_record(module.params["record_dir"], plan["project"], plan["name"]) or {}
     module.exit_json(changed=False, plan=plan, project=plan["project"], name=plan["name"],
-                     import_notes=[n.as_dict() for n in notes], seconds=round(time.time() - started, 3))
+                     import_notes=[n.as_dict() for n in notes], changed_nodes=changed_nodes(plan, record.get("plan")),
+                     seconds=round(time.time() - started, 3))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,12 @@ options:
   plan_seconds:
     description: Seconds the planning took, shown with the timings.
     type: float
+  capacity:
+    description:
+      - Per physical host, its capacity as the plan role collects it (C(max_nodes), C(cpus), C(memory) from
+        C(testbed_max_nodes), C(testbed_cpus), C(testbed_memory)); the table's and the status document's host
+        lines show how full each host is against it.
+    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - testbed.containers.common.plan
@@ -115,6 +121,7 @@ def main():
             boot_timeout=dict(type="int"),
             timings=dict(type="list", elements="dict", default=[]),
             plan_seconds=dict(type="float"),
+            capacity=dict(type="dict"),
         ),
         supports_check_mode=True,
     )

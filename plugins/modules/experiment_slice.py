@@ -55,6 +55,13 @@ options:
   public_address:
     description: The address people use to reach this host; shown in each node's C(ssh -p PORT root@ADDRESS).
     type: str
+  boot_timeout:
+    description:
+      - With O(state=present), after converging, wait up to this many seconds until every node of the
+        slice is booted (or dead) and return their states in RV(status), as
+        M(testbed.containers.experiment_status) does (0 reads them without waiting; check mode never waits).
+      - Omitted, the states are not read.
+    type: int
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - testbed.containers.common.state_dir
@@ -103,6 +110,12 @@ dead:
   returned: when state=present
   type: dict
   sample: {"server": "its main process exited at start: exited with code 127 (docker logs tb_default_demo_server)"}
+status:
+  description:
+    - With O(boot_timeout), the slice's nodes after the wait (C(nodes), as
+      M(testbed.containers.experiment_status) returns them) and the seconds waited (C(boot_waited)).
+  returned: when state=present and boot_timeout is given
+  type: dict
 timings:
   description: Seconds per phase of this converge (images, networks, nodes, shaping, control); the swap-in's summary.
   returned: when state=present
@@ -115,7 +128,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.testbed.containers.plugins.module_utils import engine, images, netlink
-from ansible_collections.testbed.containers.plugins.module_utils.slice import Slice, teardown
+from ansible_collections.testbed.containers.plugins.module_utils.slice import Slice, teardown, wait_booted
 
 
 def main():
@@ -132,6 +145,7 @@ def main():
             control=dict(type="dict"),
             registry=images.OPTION_SPEC,
             lock_timeout=dict(type="int", default=900),
+            boot_timeout=dict(type="int"),
         ),
         required_if=[("state", "present", ("plan",))],
         required_one_of=[("plan", "name")],
@@ -154,6 +168,10 @@ def main():
                 module.warn(warning)
             for node, reason in sorted(slice_.dead.items()):
                 module.warn("node %s is dead: %s" % (node, reason))
+            if params["boot_timeout"] is not None:
+                timeout = 0 if module.check_mode else max(0, params["boot_timeout"])
+                nodes, waited = wait_booted(slice_.project, slice_.name, params["state_dir"], timeout)
+                extra["status"] = {"nodes": list(nodes.values()), "boot_waited": round(waited, 2)}
         else:
             plan = params["plan"] or {}
             project = params["project"] or plan.get("project")

@@ -3,9 +3,11 @@ fails naming it and leaves the other hosts' slices as they were, a re-run after 
 converges; a teardown while it is unreachable cleans the others, says what it could not reach
 and keeps the record, and a later teardown finishes the job.  (The last test of the multi-host
 run: it stops and starts tbhost3.)"""
+import os
+import subprocess
 import time
 
-from hosts import DOCKER, _wait_ready, run
+from hosts import DOCKER, ROOT, VENV_BIN, _wait_ready, run
 from test_multihost_experiment import BUSYBOX, links, node, ping, record, swap, write
 
 
@@ -72,6 +74,51 @@ def test_a_lost_host_fails_the_swap_in_by_name_and_teardown_finishes_when_it_ret
         start_host(sim, "tbhost3")
         stopped = False
         swap(sim, tmp_path, "teardown", path)
+    finally:
+        if stopped:
+            start_host(sim, "tbhost3")
+        swap(sim, tmp_path, "teardown", path, check=False)
+    for host in sim.names:
+        assert containers(sim, host) == [] and links(sim, host) == before[host], host
+
+
+def test_a_host_lost_in_the_middle_of_its_slice_fails_by_name_and_a_rerun_converges(testbed_hosts, tmp_path):
+    """tbhost3 stopped while its slice is creating nodes: the swap-in fails naming it, the slices
+    of tbhost1 and tbhost2 are whole and work, and once it is back a re-run converges all three."""
+    sim = testbed_hosts
+    before = dict((h, links(sim, h)) for h in sim.names)
+    many = dict(("m%d" % i, node(BUSYBOX, host="tbhost3")) for i in range(12))
+    doc = {"name": "mid", "project": "mhfault",
+           "nodes": dict({"a": node(BUSYBOX, host="tbhost1"), "b": node(BUSYBOX, host="tbhost2")}, **many),
+           "lans": {"lan0": {"members": ["a", "b"] + sorted(many), "subnet": "10.30.1.0/24"}}}
+    path = write(tmp_path, doc)
+    stopped = False
+    try:
+        cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", sim.inventory, "playbooks/experiment.yml",
+               "-e", "experiment=%s" % path, "-e", "testbed_record_dir=%s" % os.path.join(str(tmp_path), "records")]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=sim.ansible_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, universal_newlines=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and len(containers(sim, "tbhost3")) < 2:
+            time.sleep(0.2)
+        assert proc.poll() is None, "the swap-in ended before tbhost3 had nodes:\n" + proc.stdout.read()[-3000:]
+        stop_host("tbhost3")
+        stopped = True
+        out = proc.communicate(timeout=600)[0]
+        assert proc.returncode != 0 and "tbhost3" in out, out[-3000:]
+        assert "fatal: [tbhost3]" in out or "UNREACHABLE" in out, out[-3000:]
+        # the other hosts' slices are whole: a (tbhost1) reaches b (tbhost2) over the LAN
+        assert len(containers(sim, "tbhost1")) == 1 and len(containers(sim, "tbhost2")) == 1
+        ok, text = ping(sim, "tbhost1", "tb_mhfault_mid_a", "b")
+        assert ok, text
+        # back: the re-run converges the half-made slice of tbhost3
+        start_host(sim, "tbhost3")
+        stopped = False
+        swap(sim, tmp_path, "experiment", path)
+        rec = record(tmp_path, "mhfault", "mid")
+        assert all(rec[n]["state"] in ("booted", "running") for n in rec), rec
+        ok, text = ping(sim, "tbhost1", rec["a"]["container"], "m11")
+        assert ok, text
     finally:
         if stopped:
             start_host(sim, "tbhost3")

@@ -222,3 +222,16 @@ def test_the_slice_updates_a_node_in_place_and_says_so():
                                                         {"Memory": 512 * 1024 ** 2, "MemorySwap": 1024 * 1024 ** 2}]
     assert slice_.warnings[0] == "node a: Your kernel does not support swap limit capabilities"
     assert slice_.warnings[1].startswith("node a: the engine refused to change memory 256m -> 512m in place")
+
+
+def test_a_node_the_engine_restarted_a_moment_ago_is_not_booted_yet():
+    from ansible_collections.testbed.containers.plugins.module_utils import engine
+
+    class Ctr:
+        def __init__(self, count, started):
+            self.attrs = {"RestartCount": count, "State": {"StartedAt": started}}
+    now = 1764748800.5  # 2025-12-03T08:00:00.5Z
+    assert engine.restarted_within(Ctr(2, "2025-12-03T08:00:00.123456789Z"), 3, now=now)
+    assert not engine.restarted_within(Ctr(2, "2025-12-03T07:59:50.0Z"), 3, now=now)
+    assert not engine.restarted_within(Ctr(0, "2025-12-03T08:00:00.4Z"), 3, now=now)
+    assert not engine.restarted_within(Ctr(1, ""), 3, now=now)
