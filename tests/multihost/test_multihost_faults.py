@@ -36,6 +36,15 @@ def start_host(sim, name):
     _wait_ready(sim.host(name), time.monotonic() + 120)
 
 
+def tear_down_and_check(sim, tmp_path, path, stopped, before):
+    """tbhost3 back if it is stopped, the experiment torn down, every host's links as before and no container."""
+    if stopped:
+        start_host(sim, "tbhost3")
+    swap(sim, tmp_path, "teardown", path, check=False)
+    for host in sim.names:
+        assert containers(sim, host) == [] and links(sim, host) == before[host], host
+
+
 def test_a_lost_host_fails_the_swap_in_by_name_and_teardown_finishes_when_it_returns(testbed_hosts, tmp_path):
     sim = testbed_hosts
     before = dict((h, links(sim, h)) for h in sim.names)
@@ -75,11 +84,7 @@ def test_a_lost_host_fails_the_swap_in_by_name_and_teardown_finishes_when_it_ret
         stopped = False
         swap(sim, tmp_path, "teardown", path)
     finally:
-        if stopped:
-            start_host(sim, "tbhost3")
-        swap(sim, tmp_path, "teardown", path, check=False)
-    for host in sim.names:
-        assert containers(sim, host) == [] and links(sim, host) == before[host], host
+        tear_down_and_check(sim, tmp_path, path, stopped, before)
 
 
 def test_a_host_lost_in_the_middle_of_its_slice_fails_by_name_and_a_rerun_converges(testbed_hosts, tmp_path):
@@ -120,8 +125,4 @@ def test_a_host_lost_in_the_middle_of_its_slice_fails_by_name_and_a_rerun_conver
         ok, text = ping(sim, "tbhost1", rec["a"]["container"], "m11")
         assert ok, text
     finally:
-        if stopped:
-            start_host(sim, "tbhost3")
-        swap(sim, tmp_path, "teardown", path, check=False)
-    for host in sim.names:
-        assert containers(sim, host) == [] and links(sim, host) == before[host], host
+        tear_down_and_check(sim, tmp_path, path, stopped, before)
