@@ -147,7 +147,20 @@ def node_settings(plan, node_name, image_id, hosts_path, control_address=None):
     for key in defaults.CONTAINER_KEYS:  # likewise: only the ones the node sets
         if key in node and key not in defaults.LIMIT_KEYS:
             hashed[key] = node[key]
+    if node.get("volumes"):  # likewise; keep is not a setting of the container
+        hashed["volumes"] = [[v["volume"], v["target"], v["read_only"]] for v in node["volumes"]]
+    project = project_mount(plan, node_name)
+    if project:
+        hashed["project_dir"] = project
     return hashed
+
+
+def project_mount(plan, node_name):
+    """(host directory, node path) of the project's shared directory in a node, or None."""
+    project = (plan.get("storage") or {}).get("project")
+    if not project:
+        return None
+    return [project["sources"][plan["nodes"][node_name]["host"]], project["path"]]
 
 
 def _digest(hashed):
@@ -211,6 +224,9 @@ def container_spec(plan, node_name, image_id, hosts_path, control_address=None, 
     if limits["blkio_weight"]:
         kwargs["blkio_weight"] = limits["blkio_weight"]
     add_container_settings(kwargs, node)
+    project = project_mount(plan, node_name)
+    if project:
+        kwargs["mounts"].append(docker.types.Mount(project[1], project[0], type="bind"))
     return kwargs, digest
 
 
@@ -354,6 +370,9 @@ def add_container_settings(kwargs, node):
     for bind in node.get("binds") or ():
         kwargs["mounts"].append(docker.types.Mount(bind["target"], bind["source"], type="bind",
                                                    read_only=bind["read_only"]))
+    for volume in node.get("volumes") or ():
+        kwargs["mounts"].append(docker.types.Mount(volume["target"], volume["volume"], type="volume",
+                                                   read_only=volume["read_only"]))
     if node.get("cap_add"):
         kwargs["cap_add"] = list(kwargs["cap_add"]) + [c for c in node["cap_add"] if c not in kwargs["cap_add"]]
     if node.get("sysctls"):
@@ -372,6 +391,35 @@ def add_container_settings(kwargs, node):
             kwargs["user"] = node["user"]
         if node.get("workdir") is not None:
             kwargs["working_dir"] = node["workdir"]
+
+
+def volume_labels(project, name, node_name, volume):
+    return {names.LABEL_PROJECT: project, names.LABEL_EXPERIMENT: name, names.LABEL_NODE: node_name,
+            names.LABEL_VOLUME: volume["name"], names.LABEL_KEEP: "true" if volume["keep"] else "false"}
+
+
+def list_volumes(cli, project, name):
+    """The experiment's named volumes on this host: Docker volume name -> labels."""
+    found = cli.api.volumes(filters={"label": ["%s=%s" % (names.LABEL_PROJECT, project),
+                                               "%s=%s" % (names.LABEL_EXPERIMENT, name)]})
+    return dict((v["Name"], v.get("Labels") or {}) for v in (found or {}).get("Volumes") or ())
+
+
+def create_volume(cli, volume, labels):
+    cli.api.create_volume(volume, labels=labels)
+
+
+def remove_volume(cli, volume):
+    """Remove a volume; False when a container still uses it (the engine refuses)."""
+    try:
+        cli.api.remove_volume(volume)
+    except APIError as exc:  # NotFound (404) included: gone already
+        status = getattr(exc, "status_code", None)
+        if status == 409:
+            return False
+        if status != 404:
+            raise
+    return True
 
 
 def remove_container(ctr):

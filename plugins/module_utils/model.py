@@ -116,8 +116,9 @@ def _parse_network(errors, path, value):
 
 
 NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "pids", "cpu_shares", "blkio_weight", "augment", "host",
-             "env", "start", "restart", "entrypoint", "user", "workdir", "binds", "cap_add", "sysctls", "labels", "ports",
-             "depends_on")
+             "env", "start", "restart", "entrypoint", "user", "workdir", "binds", "volumes", "cap_add", "sysctls", "labels",
+             "ports", "depends_on")
+VOLUME_KEYS = ("name", "source", "path", "read_only", "keep")
 # The node's resource limits (a node's own, else ``defaults:``): a change of them is a docker
 # update of the running node, not a recreate (engine.limit_changes).
 LIMIT_KEYS = ("cpus", "memory", "pids", "cpu_shares", "blkio_weight")
@@ -153,7 +154,9 @@ LAN_KEYS = ("members", "subnet") + SHAPE_KEYS
 LINK_KEYS = ("endpoints", "subnet") + SHAPE_KEYS
 DIRECTION_RE = re.compile(r"^([a-z][a-z0-9-]{0,30})_to_([a-z][a-z0-9-]{0,30})\Z")
 TOP_KEYS = ("name", "project", "nodes", "lans", "links", "routing", "defaults", "addressing", "ssh_keys",
-            "placement", "users", "events")
+            "placement", "users", "events", "storage")
+STORAGE_KEYS = ("project", "path", "homes")
+DEFAULT_PROJECT_PATH = "/proj/%s"
 USER_KEYS = ("name", "ssh_keys")
 # An account name as Debian's useradd accepts it (NAME_REGEX), 32 characters at most.
 ACCOUNT_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
@@ -406,8 +409,83 @@ def _check_run_keys(errors, path, spec, node):
     node["workdir"] = workdir
 
 
+def _bind_target_error(target, targets):
+    """Why a node path may not take a bind or a volume (``targets``: those already taken), or None."""
+    if target == "/" or target == "/.testbed" or target.startswith("/.testbed/") or target == "/etc/hosts":
+        return "%s belongs to the testbed (or is the node's root): mount elsewhere" % target
+    if target in targets:
+        return "%s is already mounted (by binds or volumes): one mount per node path" % target
+    return None
+
+
+def _check_bind_source(errors, bpath, source):
+    """A host path a node may bind; None (with the error) when it is the host's own."""
+    source = source.rstrip("/") or "/"
+    if defaults.host_only(source):
+        errors.add(bpath, "%s is the host's own (%s): a node may bind only its experiment's files; bind a "
+                   "directory of your own" % (source, ", ".join(defaults.HOST_ONLY_PATHS)))
+        return None
+    return source
+
+
+def _check_volumes(errors, path, spec, node, targets):
+    """volumes: named volumes of the node (kept across recreates and restarts, removed by teardown
+    unless ``keep``) and host directories (``source``, like binds)."""
+    items = spec.get("volumes") or []
+    node["volumes"] = []
+    vpath = _join(path, "volumes")
+    if not isinstance(items, list):
+        errors.add(vpath, "must be a list of {name: NAME, path: /NODE/PATH} (a volume of the node) or "
+                   "{source: /HOST/PATH, path: /NODE/PATH} (a host directory) mappings")
+        return
+    names_seen = set()
+    for i, item in enumerate(items):
+        ipath = "%s[%d]" % (vpath, i)
+        if not _check_keys(errors, ipath, item, VOLUME_KEYS, required=("path",)) or "path" not in item:
+            continue
+        target = item["path"]
+        if not isinstance(target, str) or not target.startswith("/") or "\x00" in target or ":" in target \
+                or "\n" in target:
+            errors.add(_join(ipath, "path"), "must be an absolute path inside the node without ':', got %r" % (target,))
+            continue
+        target = target.rstrip("/") or "/"
+        read_only, keep = item.get("read_only", False), item.get("keep", False)
+        for key, value in (("read_only", read_only), ("keep", keep)):
+            if not isinstance(value, bool):
+                errors.add(_join(ipath, key), "must be true or false, got %r" % (value,))
+        if ("name" in item) == ("source" in item):
+            errors.add(ipath, "give either name: (a volume of the node) or source: (a host directory), not %s"
+                       % ("both" if "name" in item else "neither"))
+            continue
+        problem = _bind_target_error(target, targets)
+        if problem:
+            errors.add(_join(ipath, "path"), problem)
+            continue
+        if "source" in item:
+            source = item["source"]
+            if not isinstance(source, str) or not source.startswith("/") or "\x00" in source or ":" in source:
+                errors.add(_join(ipath, "source"), "must be an absolute host path without ':', got %r" % (source,))
+                continue
+            if keep is not False:
+                errors.add(_join(ipath, "keep"), "applies to named volumes: a host directory is never removed")
+            source = _check_bind_source(errors, _join(ipath, "source"), source)
+            if source is not None:
+                targets.add(target)
+                node["binds"].append({"source": source, "target": target, "read_only": read_only is True})
+            continue
+        name = item["name"]
+        if not _check_name(errors, _join(ipath, "name"), name, "volume"):
+            continue
+        if name in names_seen:
+            errors.add(_join(ipath, "name"), "volume %r is already named for this node: one entry per volume" % name)
+            continue
+        names_seen.add(name)
+        targets.add(target)
+        node["volumes"].append({"name": name, "target": target, "read_only": read_only is True, "keep": keep is True})
+
+
 def _check_container_keys(errors, path, spec, node):
-    """binds, cap_add, sysctls, labels, ports: settings of the node's container."""
+    """binds, volumes, cap_add, sysctls, labels, ports: settings of the node's container."""
     binds = spec.get("binds") or []
     node["binds"] = []
     if not isinstance(binds, list):
@@ -420,20 +498,17 @@ def _check_container_keys(errors, path, spec, node):
         if not match:
             errors.add(bpath, "must be HOST_PATH:NODE_PATH or HOST_PATH:NODE_PATH:ro with absolute paths, got %r" % (bind,))
             continue
-        source, target, mode = match.group(1), match.group(2).rstrip("/") or "/", match.group(3) or "rw"
-        source = source.rstrip("/") or "/"
-        if defaults.host_only(source):
-            errors.add(bpath, "%s is the host's own (%s): a node may bind only its experiment's files; bind a "
-                       "directory of your own" % (source, ", ".join(defaults.HOST_ONLY_PATHS)))
+        target, mode = match.group(2).rstrip("/") or "/", match.group(3) or "rw"
+        source = _check_bind_source(errors, bpath, match.group(1))
+        if source is None:
             continue
-        if target == "/" or target == "/.testbed" or target.startswith("/.testbed/") or target == "/etc/hosts":
-            errors.add(bpath, "%s belongs to the testbed (or is the node's root): bind elsewhere" % target)
-            continue
-        if target in targets:
-            errors.add(bpath, "%s is already bound: one bind per node path" % target)
+        problem = _bind_target_error(target, targets)
+        if problem:
+            errors.add(bpath, problem)
             continue
         targets.add(target)
         node["binds"].append({"source": source, "target": target, "read_only": mode == "ro"})
+    _check_volumes(errors, path, spec, node, targets)
     caps = spec.get("cap_add") or []
     node["cap_add"] = []
     if not isinstance(caps, list):
@@ -695,10 +770,52 @@ def validate(doc):
             errors.add("placement.packing", "must be a whole number of nodes per host, 1 or more, got %r" % (packing,))
             packing = None
     scheduled = _check_events(errors, doc.get("events"), nodes, lans, "%s/%s" % (project, doc["name"]))
+    storage = _check_storage(errors, doc.get("storage"), project, nodes)
     errors.gate()
     return {"name": doc["name"], "project": project, "routing": routing, "nodes": nodes, "ssh_keys": ssh_keys,
-            "users": users, "packing": packing,
+            "users": users, "packing": packing, "storage": storage,
             "lans": lans, "pool": pool, "prefixlen": prefixlen, "events": scheduled}
+
+
+def _check_storage(errors, spec, project, nodes):
+    """storage: the project's shared directory, mounted at ``path`` (default /proj/PROJECT) in
+    every node when ``project`` is true; with ``homes`` the accounts of full nodes have their
+    homes there.  Returns {"project": the node path or None, "homes": bool}."""
+    spec = {} if spec is None else spec
+    if not _check_keys(errors, "storage", spec, STORAGE_KEYS):
+        return {"project": None}
+    homes = spec.get("homes", False)
+    if not isinstance(homes, bool):
+        errors.add("storage.homes", "must be true (the accounts' homes on the project's directory) or false, got %r"
+                   % (homes,))
+    elif homes and spec.get("project") is not True:
+        errors.add("storage.homes", "puts the homes on the project's directory: set storage.project: true too")
+    enabled = spec.get("project", False)
+    if not isinstance(enabled, bool):
+        errors.add("storage.project", "must be true (mount the project's shared directory in every node) or false, "
+                   "got %r" % (enabled,))
+        return {"project": None}
+    target = spec.get("path", DEFAULT_PROJECT_PATH % project)
+    if not isinstance(target, str) or not target.startswith("/") or ":" in target or "\x00" in target \
+            or "\n" in target:
+        errors.add("storage.path", "must be an absolute path inside the nodes without ':', got %r" % (target,))
+        return {"project": None}
+    target = target.rstrip("/") or "/"
+    if "path" in spec and not enabled:
+        errors.add("storage.path", "is where the project's directory is mounted: set storage.project: true too")
+    problem = _bind_target_error(target, set())
+    if problem:
+        errors.add("storage.path", problem)
+        return {"project": None}
+    if not enabled:
+        return {"project": None}
+    for name, node in nodes.items():
+        for i, mount in enumerate(node["binds"] + node["volumes"]):
+            if mount["target"] == target or mount["target"].startswith(target + "/") \
+                    or target.startswith(mount["target"] + "/"):
+                errors.add("nodes.%s" % name, "mounts %s, which meets the project's directory at %s (storage.path): "
+                           "mount it elsewhere" % (mount["target"], target))
+    return {"project": target, "homes": homes is True}
 
 
 def _check_events(errors, items, nodes, lans, experiment):

@@ -20,6 +20,8 @@ LABEL_PROJECT = "testbed.project"
 LABEL_EXPERIMENT = "testbed.experiment"
 LABEL_NODE = "testbed.node"
 LABEL_CONFIG = "testbed.config-hash"
+LABEL_VOLUME = "testbed.volume"
+LABEL_KEEP = "testbed.keep"
 CONTROL_NETWORK = "dockercnet"
 # iptables chains of ours, as (table, chain): see firewall.py for what each holds
 LAN_CHAIN = ("filter", "TESTBED-LANS")
@@ -94,6 +96,18 @@ def alias_prefix(project, name):
 def container_name(project, name, node):
     # '_' never occurs in project, experiment or node names, so the name is unambiguous.
     return "tb_%s_%s_%s" % (project, name, node)
+
+
+def volume_name(project, name, node, volume):
+    """The Docker volume of a node's named volume (the container name's scheme: unambiguous)."""
+    return "tb_%s_%s_%s_%s" % (project, name, node, volume)
+
+
+def account_uid(user, attempt=0):
+    """The uid (and gid) of an account whose home is on a project's shared directory: the same
+    on every node of every experiment, so its files keep their owner (2000 .. 59999; the planner
+    probes again on a collision)."""
+    return 2000 + int(short_hash("uid/%s/%d" % (user, attempt), 8), 16) % 58000
 
 
 def firewall_comment(project, name):

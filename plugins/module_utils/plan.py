@@ -26,6 +26,8 @@ from ansible_collections.testbed.containers.plugins.module_utils import defaults
 from ansible_collections.testbed.containers.plugins.module_utils.planned import unique
 
 PLAN_VERSION = 2  # 2: kernel_prefix (was prefix), alias and ifb of interfaces, alias of LANs
+# The host directory under which each project's shared directory lives (testbed_project_root).
+DEFAULT_PROJECT_ROOT = "/var/lib/testbed/projects"
 
 
 def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, controller_user=None,
@@ -152,8 +154,16 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
         for key in defaults.CONTAINER_KEYS:
             if node.get(key) is not None and (key == "entrypoint" or node[key] not in ([], {})):
                 plan["nodes"][node_name][key] = node[key]
+        if node["volumes"]:  # only when set, like the container settings above
+            plan["nodes"][node_name]["volumes"] = [
+                dict(v, volume=names.volume_name(project, name, node_name, v["name"])) for v in node["volumes"]]
         if node.get("depends_on"):  # the start order (not in the settings hash: changing it restarts nothing)
             plan["nodes"][node_name]["depends_on"] = node["depends_on"]
+    if exp["storage"]["project"]:  # only then: plans without shared storage stay as they were
+        plan["storage"] = plan_storage(errors, exp, plan["hosts"], host_vars)
+        errors.gate()
+        if exp["storage"]["homes"]:
+            plan["users"] = shared_homes(plan["users"], exp["storage"]["project"])
     if exp["routing"] == "static":
         compute_routes(plan)
     plan["etc_hosts"] = hosts_entries(plan)
@@ -162,6 +172,54 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
         plan["events"] = plan_events(errors, plan, exp["events"])
         errors.gate()
     return plan
+
+
+def plan_storage(errors, exp, hosts, host_vars):
+    """The project's shared directory: where the nodes see it (``path``) and, per host, the host
+    directory mounted there (``sources``: the host's ``project_root``, default
+    DEFAULT_PROJECT_ROOT, then the project's name); ``shared`` when every host of the
+    experiment says its project root is one shared file system (``project_shared``)."""
+    host_vars = host_vars or {}
+    sources, shared = {}, True
+    for host in hosts:
+        settings = host_vars.get(host) or {}
+        root = settings.get("project_root") or DEFAULT_PROJECT_ROOT
+        if not isinstance(root, str) or not root.startswith("/") or ":" in root or "\x00" in root:
+            errors.add("testbed_project_root of host %s" % host, "must be an absolute host path without ':', got %r"
+                       % (root,))
+            continue
+        root = root.rstrip("/") or "/"
+        sources[host] = "%s/%s" % (root, exp["project"])
+        shared = shared and bool(settings.get("project_shared"))
+    return {"project": {"path": exp["storage"]["project"], "sources": sources,
+                        "shared": shared or len(hosts) <= 1}}
+
+
+def shared_homes(users, project_path):
+    """The accounts with their homes on the project's directory (``PATH/users/NAME``, Emulab's
+    /users/NAME) and a uid of their own, the same on every node (names.account_uid)."""
+    taken, result = set(), []
+    for user in users:
+        attempt = 0
+        uid = names.account_uid(user["name"])
+        while uid in taken:
+            attempt += 1
+            uid = names.account_uid(user["name"], attempt)
+        taken.add(uid)
+        result.append(dict(user, uid=uid, home="%s/users/%s" % (project_path, user["name"])))
+    return result
+
+
+def storage_warnings(plan):
+    """What a user should know about the plan's storage before swapping in."""
+    project = (plan.get("storage") or {}).get("project")
+    if not project or project["shared"]:
+        return []
+    return ["storage.project: the experiment spans hosts %s, whose project directories (%s) are not declared "
+            "one shared file system (testbed_project_shared: true in the inventory, after mounting the same "
+            "storage, e.g. NFS, at testbed_project_root on each): files written on a node are seen only by the "
+            "nodes of the same host" % (", ".join(plan["hosts"]), ", ".join(
+                "%s:%s" % (h, s) for h, s in sorted(project["sources"].items())))]
 
 
 def plan_events(errors, plan, scheduled):

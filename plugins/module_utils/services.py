@@ -64,16 +64,25 @@ entry() { $BB awk -F: -v n="$2" -v f="$3" '$1 == n { print $f; exit }' "$1" 2>/d
 # The lowest id >= 2000 used neither as a uid nor as a gid.
 free_id() { $BB awk -F: '{ used[$3] = 1 } END { id = 2000; while (id in used) id++; print id }' /etc/passwd /etc/group; }
 
+# id_used ID: prints something when ID is a uid or a gid already
+id_used() { $BB awk -F: -v id="$1" '$3 == id { print; exit }' /etc/passwd /etc/group; }
+
+# ensure_account NAME [UID [HOME]]: the account, with the uid (and gid) and home the host asks for
+# (an account whose home is on the project's shared directory), else the next free id and /home/NAME
 ensure_account() {
-  name=$1
+  name=$1 want=${2:-} home=${3:-/home/$1}
   [ -n "$(entry /etc/passwd "$name" 1)" ] && return 0
-  id=$(free_id)
+  id=$want
+  if [ -z "$id" ] || [ -n "$(id_used "$id")" ]; then
+    [ -z "$id" ] || log "account $name: uid $id is taken in this image: another one"
+    id=$(free_id)
+  fi
   gid=$(entry /etc/group "$name" 3)
   if [ -z "$gid" ]; then
     gid=$id
     echo "$name:x:$gid:" >>/etc/group || return 1
   fi
-  echo "$name:x:$id:$gid:testbed user:/home/$name:$(login_shell)" >>/etc/passwd || return 1
+  echo "$name:x:$id:$gid:testbed user:$home:$(login_shell)" >>/etc/passwd || return 1
   if [ -f /etc/shadow ]; then echo "$name:*:19000:0:99999:7:::" >>/etc/shadow; fi
   log "account $name created: uid $id gid $gid"
 }
@@ -103,9 +112,9 @@ accounts() {
   rc=0
   if [ -f "$NODE/keys/root" ]; then install_keys root || rc=1; fi
   if [ -f "$NODE/users" ]; then
-    while read -r name; do
+    while read -r name uid home; do
       case $name in ''|'#'*|root) continue ;; esac
-      if ensure_account "$name" && [ -f "$NODE/keys/$name" ]; then install_keys "$name" || rc=1; fi
+      if ensure_account "$name" "$uid" "$home" && [ -f "$NODE/keys/$name" ]; then install_keys "$name" || rc=1; fi
     done <"$NODE/users"
   fi
   return $rc
@@ -151,7 +160,9 @@ def write_accounts(node_dir, users, root_keys=(), dry_run=False):
         wanted["root"].extend(user.get("ssh_keys") or [])
     seen = set()
     wanted["root"] = [k for k in wanted["root"] if not (k.strip() in seen or seen.add(k.strip()))]
-    users_text = "".join(u["name"] + "\n" for u in users if u["name"] != "root")
+    # NAME, or NAME UID HOME for an account whose home is on the project's directory
+    users_text = "".join(" ".join([u["name"]] + ([str(u["uid"]), u["home"]] if u.get("uid") else [])) + "\n"
+                         for u in users if u["name"] != "root")
     changed = files.write_if_changed(os.path.join(node_dir, USERS_FILE), users_text, 0o644, dry_run)
     for name, keys in sorted(wanted.items()):
         changed = files.write_if_changed(os.path.join(keys_dir, name), _key_lines(keys), 0o644, dry_run) or changed

@@ -115,6 +115,12 @@ class Paths:
     def hosts(self, node):
         return os.path.join(self.node_dir(node), "hosts")
 
+    @property
+    def volumes(self):
+        """volume -> keep, for the named volumes of the experiment's nodes on this host (teardown
+        reads it: a volume's keep may change after the volume was made with its label)."""
+        return os.path.join(self.root, "volumes.json")
+
 
 def read_record(paths):
     return files.read_json(paths.record)
@@ -166,7 +172,10 @@ def complete_plan(plan):
 # the phases a swap-in reports its seconds by (the final summary): stage -> phase
 PHASES = {"stage_images": "images", "stage_intent": "networks", "stage_allocation": "networks",
           "stage_networks": "networks", "stage_node_files": "nodes", "stage_nodes": "nodes",
-          "stage_shaping": "shaping", "stage_control_plane": "control", "stage_ready": "control"}
+          "stage_shaping": "shaping", "stage_control_plane": "control", "stage_ready": "control",
+          "stage_storage": "nodes", "stage_stale_volumes": "nodes"}
+# A project directory the slice makes: every node's users may write it, none remove another's files
+PROJECT_DIR_MODE = 0o1777
 
 
 class Progress:
@@ -278,8 +287,8 @@ class Slice:
             self._note_wait(waited)
             run = Run(engine.client(pool_size=max(self.workers * 2, 10)))
             for stage in (self.stage_images, self.stage_intent, self.stage_allocation, self.stage_networks,
-                          self.stage_node_files, self.stage_nodes, self.stage_shaping, self.stage_control_plane,
-                          self.stage_ready):
+                          self.stage_node_files, self.stage_storage, self.stage_nodes, self.stage_stale_volumes,
+                          self.stage_shaping, self.stage_control_plane, self.stage_ready):
                 started = time.time()
                 phase = PHASES.get(stage.__name__, stage.__name__)
                 self.progress.phase(phase)
@@ -335,6 +344,47 @@ class Slice:
             if write_in_place(control.keys_path(self.control, self.plan["nodes"][node]["container"]), keys,
                               self.dry_run):
                 self._op("write %s authorized_keys" % node)
+
+    def wanted_volumes(self):
+        """volume -> (node, its planned volume), of this host's nodes."""
+        return dict((v["volume"], (node, v)) for node in self.nodes for v in self.plan["nodes"][node].get("volumes") or ())
+
+    def stage_storage(self, run):
+        """The project's shared directory on this host, and the nodes' named volumes (labelled as
+        the experiment's, made before the containers that mount them)."""
+        project = (self.plan.get("storage") or {}).get("project")
+        if project and self.nodes:
+            source = project["sources"][self.host]
+            if not os.path.isdir(source):
+                self._op("make project directory %s" % source)
+                if not self.dry_run:
+                    try:
+                        os.makedirs(source)
+                        os.chmod(source, PROJECT_DIR_MODE)
+                    except OSError as exc:
+                        raise SliceError("cannot make the project directory %s on host %s (%s): make it there, or set "
+                                         "testbed_project_root to a writable directory" % (source, self.host, exc))
+        run.volumes = engine.list_volumes(run.cli, self.project, self.name)
+        wanted = self.wanted_volumes()
+        for volume, (node, spec) in sorted(wanted.items()):
+            if volume not in run.volumes:
+                self._op("make volume %s (node %s, %s)" % (volume, node, spec["target"]))
+                if not self.dry_run:
+                    engine.create_volume(run.cli, volume, engine.volume_labels(self.project, self.name, node, spec))
+        keeps = dict((volume, spec["keep"]) for volume, (_node, spec) in wanted.items())
+        if keeps != (files.read_json(self.paths.volumes) or {}) and not self.dry_run and (keeps or run.volumes):
+            files.write_json(self.paths.volumes, keeps)
+
+    def stage_stale_volumes(self, run):
+        """Named volumes of the experiment no node here mounts any more (removed from the file, or
+        their node gone): removed, unless made with keep."""
+        wanted = self.wanted_volumes()
+        for volume, labels in sorted(run.volumes.items()):
+            if volume in wanted or labels.get(names.LABEL_KEEP) == "true":
+                continue
+            self._op("remove volume %s (no longer in the experiment)" % volume)
+            if not self.dry_run and not engine.remove_volume(run.cli, volume):
+                self.warnings.append("volume %s is still in use by a container: left in place" % volume)
 
     def stage_nodes(self, run):
         """Every node created or recreated, started and plumbed, in a thread pool; a node that
@@ -709,6 +759,22 @@ class Slice:
         return self._host_end(eth0)
 
 
+def remove_volumes(cli, paths, project, name, dry_run=False):
+    """The experiment's named volumes, except those to keep (keep: true in the file of the last
+    swap-in, else the volume's label)."""
+    keeps = files.read_json(paths.volumes) or {}
+    ops = []
+    for volume, labels in sorted(engine.list_volumes(cli, project, name).items()):
+        if keeps.get(volume, labels.get(names.LABEL_KEEP) == "true"):
+            ops.append("keep volume %s (keep: true)" % volume)
+            continue
+        ops.append("remove volume %s" % volume)
+        if not dry_run and not engine.remove_volume(cli, volume):
+            raise SliceError("volume %s is still in use by a container: remove that container, then tear down again"
+                             % volume)
+    return ops
+
+
 def release_control(project, name, cfg, dry_run=False):
     """Give back the experiment's ports and addresses; stop the exec sshd when no node is left."""
     state = control.load_state(cfg)
@@ -740,6 +806,7 @@ def teardown(project, name, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=
         if not dry_run:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(engine.remove_container, [ctr for _node, ctr in doomed]))
+        ops.extend(remove_volumes(cli, paths, project, name, dry_run))
         owner = names.alias_prefix(project, name)
         with netlink.IPRoute() as ipr:
             for link_name, info in sorted(netlink.owned_links(ipr, names.kernel_prefix(project, name)).items()):

@@ -98,6 +98,18 @@ def find_node(cli, project, name, node):
     return nodes[node]
 
 
+def left_out(attrs):
+    """The node paths a commit does not capture: the node's volumes, binds and the project's
+    directory (its mounts but the testbed's own /etc/hosts and /.testbed files)."""
+    paths = []
+    for mount in attrs.get("Mounts") or ():
+        target = mount.get("Destination") or ""
+        if target == "/etc/hosts" or target == "/.testbed" or target.startswith("/.testbed/"):
+            continue
+        paths.append(target)
+    return sorted(paths)
+
+
 def snapshot(cli, project, name, node, image=None, registry_address=None, credentials=None, dry_run=False):
     """Commits the node's container (paused while it runs); returns {image, repository, tags,
     container, id, size, pushed}; pushes every tag to ``registry_address`` when given."""
@@ -109,6 +121,7 @@ def snapshot(cli, project, name, node, image=None, registry_address=None, creden
     if dry_run:
         return result
     attrs = cli.api.inspect_container(ctr.id)
+    result["left_out"] = left_out(attrs)
     conf = image_config(attrs.get("Config"), project, name, node, now)
     try:
         committed = cli.api.commit(ctr.id, repository=repository, tag=tags[0], pause=ctr.status == "running", conf=conf,

@@ -130,7 +130,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.testbed.containers.plugins.module_utils import report
 from ansible_collections.testbed.containers.plugins.module_utils.model import ExperimentError
-from ansible_collections.testbed.containers.plugins.module_utils.plan import changed_nodes, load_and_plan
+from ansible_collections.testbed.containers.plugins.module_utils.plan import changed_nodes, load_and_plan, storage_warnings
 
 
 def main():
@@ -156,6 +156,8 @@ def main():
     for note in notes:
         if note.level == "warning":
             module.warn(str(note))
+    for warning in storage_warnings(plan):
+        module.warn(warning)
     record = report.read_record(module.params["record_dir"], plan["project"], plan["name"]) or {}
     module.exit_json(changed=False, plan=plan, project=plan["project"], name=plan["name"],
                      import_notes=[n.as_dict() for n in notes], changed_nodes=changed_nodes(plan, record.get("plan")),

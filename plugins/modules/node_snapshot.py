@@ -92,6 +92,14 @@ pushed:
   returned: success
   type: list
   elements: str
+left_out:
+  description:
+    - The node paths the snapshot does not capture (a commit leaves mounts out) - the node's volumes, binds and
+      the project's directory; their files stay where they are.
+  returned: success and not check mode
+  type: list
+  elements: str
+  sample: ["/data", "/proj/default"]
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib

@@ -22,6 +22,8 @@ From a shell, to poke at them (the inventory path goes to stdout, the rest to st
 
 Everything a set of hosts owns carries the label ``testbed.simulated-hosts=<prefix>``: containers
 ``<prefix>1..n``, their volumes ``<prefix>N-docker`` (the inner /var/lib/docker, overlay2), the
+volume ``<prefix>-projects`` mounted at PROJECTS_ROOT in every host (one shared file system, as
+an NFS export would be: the projects' shared directories, docs/experiment-file.md#storage), the
 network ``<prefix>s-net``; keys, inventory and SSH control sockets live in
 ``$TMPDIR/testbed-simhosts/<prefix>/``. Teardown removes all of it, also when the start fails, and
 also what an earlier crashed run left behind under the same prefix.
@@ -56,6 +58,8 @@ IMAGES = ("testbed/busybox:latest", "testbed/debian:bookworm")
 LABEL = "testbed.simulated-hosts"
 PYTHON = "/opt/testbed/venv/bin/python"
 DEFAULT_PREFIX = "tbhost"
+# Where every simulated host mounts the one shared volume of the projects' directories
+PROJECTS_ROOT = "/srv/testbed-projects"
 # Outside Docker's default address pools (172.17-31/16, 192.168/16), the planner's default pool
 # 10.10.0.0/16 and the registry's 198.18.0.0/15.
 DEFAULT_SUBNET = "10.250.0.0/24"
@@ -127,6 +131,7 @@ class SimulatedHosts:
         self.prefix = prefix
         self.subnet = subnet
         self.network = network_name(prefix)
+        self.projects_volume = "%s-projects" % prefix
         self.hosts = hosts
         self.workdir = workdir
         self.private_key = os.path.join(workdir, "id_ed25519")
@@ -321,11 +326,13 @@ def up(n=3, name_prefix=DEFAULT_PREFIX, subnet=None, images=IMAGES, workdir=None
         label = "%s=%s" % (LABEL, name_prefix)
         run(DOCKER, "network", "create", "--driver", "bridge", "--label", label, "--subnet", str(net),
             "--gateway", str(addresses[0]), sim.network)
+        run(DOCKER, "volume", "create", "--label", label, sim.projects_volume)
         for h in hosts:
             run(DOCKER, "volume", "create", "--label", label, h.volume)
             run(DOCKER, "run", "-d", "--name", h.name, "--hostname", h.name, "--label", label,
                 "--network", sim.network, "--ip", h.address, *DIND_FLAGS,
                 "-v", "%s:/var/lib/docker" % h.volume,
+                "-v", "%s:%s" % (sim.projects_volume, PROJECTS_ROOT),
                 "-e", "TESTBED_AUTHORIZED_KEYS=%s" % pubkey,
                 "-e", "TESTBED_CGROUP_PARENT=/%s" % cgroup_parent(h.name),
                 *(BARE_HOST_RUN_ARGS if image == BARE_HOST_IMAGE else ()),

@@ -7,6 +7,8 @@ import subprocess
 
 import yaml
 
+from hosts import PROJECTS_ROOT
+
 DEBIAN = "testbed/debian:bookworm"
 BUSYBOX = "testbed/busybox:latest"
 
@@ -24,10 +26,10 @@ def write(tmp_path, doc):
     return path
 
 
-def swap(sim, tmp_path, playbook, path, check=True, verbose=False):
+def swap(sim, tmp_path, playbook, path, *extra, check=True, verbose=False):
     return sim.ansible_playbook("playbooks/%s.yml" % playbook, "-e", "experiment=%s" % path,
                                 "-e", "testbed_record_dir=%s" % os.path.join(str(tmp_path), "records"),
-                                *(["-v"] if verbose else []), check=check)
+                                *(["-v"] if verbose else []), *extra, check=check)
 
 
 def record(tmp_path, project, name):
@@ -127,14 +129,15 @@ def test_lan_spanning_three_hosts_routes_isolation_modify_and_teardown(testbed_h
         assert sim.exec(host, "docker", "ps", "-aq", "--filter", "label=testbed.project").stdout.strip() == ""
 
 
-def test_packing_factor_spreads_nodes(testbed_hosts, tmp_path):
+def test_packing_factor_spreads_nodes_and_the_project_directory_is_shared(testbed_hosts, tmp_path):
     sim = testbed_hosts
-    doc = {"name": "pack", "project": "mh", "placement": {"packing": 2},
+    doc = {"name": "pack", "project": "mh", "placement": {"packing": 2}, "storage": {"project": True},
            "nodes": dict(("p%d" % i, node(BUSYBOX)) for i in range(5)),
            "lans": {"lan0": {"members": ["p%d" % i for i in range(5)]}}}
     path = write(tmp_path, doc)
+    shared = ("-e", "testbed_project_root=%s" % PROJECTS_ROOT, "-e", "testbed_project_shared=true")
     try:
-        swap(sim, tmp_path, "experiment", path)
+        swap(sim, tmp_path, "experiment", path, *shared)
         rec = record(tmp_path, "mh", "pack")
         counts = {}
         for entry in rec.values():
@@ -143,6 +146,15 @@ def test_packing_factor_spreads_nodes(testbed_hosts, tmp_path):
         # the LAN spans the hosts: the first node reaches the last
         ok, text = ping(sim, rec["p0"]["host"], rec["p0"]["container"], "p4")
         assert ok, text
+        # the project's directory: one file system under every host's project root, so a file a
+        # node writes on one host is read by a node on another
+        there = next(n for n in sorted(rec) if rec[n]["host"] != rec["p0"]["host"])
+        inner(sim, rec["p0"]["host"], rec["p0"]["container"], "sh", "-c", "echo from-p0 > /proj/mh/note", check=True)
+        assert inner(sim, rec[there]["host"], rec[there]["container"], "cat", "/proj/mh/note").stdout.strip() == \
+            "from-p0"
+        # not declared shared: swapped in as it is, with a warning naming the hosts
+        out = swap(sim, tmp_path, "experiment", path).stdout
+        assert "storage.project: the experiment spans hosts" in re.sub(r"\s+", " ", out), out
         doc["placement"]["packing"] = 1
         write(tmp_path, doc)
         proc = swap(sim, tmp_path, "experiment", path, check=False)

@@ -18,8 +18,8 @@ TUNNELS = {"h1": {"tunnel_address": "192.0.2.1"}, "h2": {"tunnel_address": "192.
 HINT = model.NAME_HINT
 IMG = {"image": "img"}
 NODE_KEYS = ("augment, binds, blkio_weight, cap_add, command, cpu_shares, cpus, depends_on, entrypoint, env, forwarding, host, image, "
-             "labels, memory, pids, ports, restart, start, sysctls, user, workdir")
-TOP_KEYS = "addressing, defaults, events, lans, links, name, nodes, placement, project, routing, ssh_keys, users"
+             "labels, memory, pids, ports, restart, start, sysctls, user, volumes, workdir")
+TOP_KEYS = "addressing, defaults, events, lans, links, name, nodes, placement, project, routing, ssh_keys, storage, users"
 
 
 def exp(nodes=None, lans=None, links=None, **top):
@@ -103,7 +103,7 @@ CASES = [
      ["nodes.1: " + bad_name(1, "node")]),
     ("node-settings-not-a-mapping", exp(nodes={"a": "img"}, lans={}, links={}), HOSTS,
      ["nodes.a: must be a mapping, got a string"]),
-    ("node-unknown-key", node(volumes=[22]), HOSTS, ["nodes.a.volumes: unknown key; allowed keys: " + NODE_KEYS]),
+    ("node-unknown-key", node(devices=[22]), HOSTS, ["nodes.a.devices: unknown key; allowed keys: " + NODE_KEYS]),
     ("node-without-image", exp(nodes={"a": {"cpus": 1}}, lans={}, links={}), HOSTS,
      ["nodes.a.image: is required: name a Docker image (or set defaults.image)"]),
     ("node-empty-settings-no-default-image", exp(nodes={"a": None}, lans={}, links={}), HOSTS,

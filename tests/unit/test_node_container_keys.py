@@ -65,7 +65,7 @@ def test_container_arguments_of_a_plain_and_an_augmented_node():
     ({"binds": ["/tmp/../etc:/x"]}, "nodes.a.binds[0]: /tmp/../etc is the host's own"),
     ({"binds": ["data:/data"]}, "nodes.a.binds[0]: must be HOST_PATH:NODE_PATH or HOST_PATH:NODE_PATH:ro"),
     ({"binds": ["/tmp/a:/.testbed/node"]}, "nodes.a.binds[0]: /.testbed/node belongs to the testbed"),
-    ({"binds": ["/tmp/a:/d", "/tmp/b:/d/"]}, "nodes.a.binds[1]: /d is already bound"),
+    ({"binds": ["/tmp/a:/d", "/tmp/b:/d/"]}, "nodes.a.binds[1]: /d is already mounted"),
     ({"cap_add": ["SYS_ADMIN"]}, "nodes.a.cap_add[0]: 'SYS_ADMIN' is not a capability a node may add"),
     ({"sysctls": {"kernel.panic": "1"}}, "nodes.a.sysctls.kernel.panic: not a sysctl of the node's own namespaces"),
     ({"sysctls": {"net.ipv4.ip_forward": "1"}}, "nodes.a.sysctls.net.ipv4.ip_forward: is set by the testbed"),
