@@ -92,6 +92,8 @@ options:
       - C(ssh_ports) (default C([30000, 39999])) is the range of public SSH ports of the nodes.
       - C(exec_subnet) (default C(169.254.240.0/20)) holds one local address per node for exec-style SSH.
       - C(exec_port) (default C(2222)) is the port of the host's exec-style sshd.
+      - C(control_interface) (default none) is a NIC on the testbed's control LAN, bridged into C(dockercnet) so the
+        LAN reaches the nodes' control addresses without NAT (nodes only answer through it).
     type: dict
 """
 

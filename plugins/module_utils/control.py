@@ -276,6 +276,74 @@ def ensure_exec_addresses(ipr, state, cfg, dry_run=False):
     return ops
 
 
+def ensure_control_interface(ipr, state, cfg, dry_run=False):
+    """The host NIC ``control_interface`` as a port of dockercnet (and up); a NIC attached before
+    under another name is detached.  ``state`` (the host record) remembers the attached NIC.
+    Refused, naming the setting: a NIC the host lacks, one with IPv4 addresses (bridged, the host
+    would lose them) and one that is a port of another bridge."""
+    ops = []
+    want = cfg.get("control_interface")
+    before = state.get("control_interface")
+    if before and before != want:
+        ops.extend(release_control_interface(ipr, state, dry_run))
+    if not want:
+        return ops
+    found = ipr.link_lookup(ifname=want)
+    if not found:
+        raise ControlError("testbed_control.control_interface: this host has no interface %s: name the NIC on the "
+                           "testbed's control LAN (ip link shows them)" % want)
+    addresses = sorted(netlink.attr(a, "IFA_ADDRESS") for a in ipr.get_addr(index=found[0], family=2))
+    if addresses:
+        raise ControlError("testbed_control.control_interface: %s carries %s: a NIC bridged into %s gives up its "
+                           "addresses (the host would lose them); use a NIC of the control LAN without an address"
+                           % (want, ", ".join(addresses), CONTROL_BRIDGE))
+    bridge = ipr.link_lookup(ifname=CONTROL_BRIDGE)
+    if not bridge:
+        return ops + (["attach %s to %s (control LAN)" % (want, CONTROL_BRIDGE)] if dry_run else [])
+    link = ipr.get_links(found[0])[0]
+    master = netlink.attr(link, "IFLA_MASTER")
+    if master and master != bridge[0]:
+        raise ControlError("testbed_control.control_interface: %s is a port of another bridge (index %d): detach it "
+                           "first, or name another NIC" % (want, master))
+    if master != bridge[0] or link["flags"] & 1 == 0:
+        ops.append("attach %s to %s (control LAN)" % (want, CONTROL_BRIDGE))
+        if not dry_run:
+            ipr.link("set", index=found[0], master=bridge[0], state="up")
+    if state.get("control_interface") != want:
+        state["control_interface"] = want
+    return ops
+
+
+def release_control_interface(ipr, state, dry_run=False):
+    """Detach the NIC ensure_control_interface attached (when it still is a port of dockercnet)."""
+    name = state.get("control_interface")
+    if not name:
+        return []
+    ops = []
+    found, bridge = ipr.link_lookup(ifname=name), ipr.link_lookup(ifname=CONTROL_BRIDGE)
+    if found and bridge and netlink.attr(ipr.get_links(found[0])[0], "IFLA_MASTER") == bridge[0]:
+        ops.append("detach %s from %s" % (name, CONTROL_BRIDGE))
+        if not dry_run:
+            ipr.link("set", index=found[0], master=0)
+    if not dry_run:
+        state.pop("control_interface", None)
+    return ops
+
+
+def control_lan_rules(cfg):
+    """With a control interface: the control LAN reaches the nodes (bridged frames from the NIC
+    are accepted before Docker's inter-container drop); from the nodes only the replies go out
+    through the NIC, so a node cannot open a connection to anything on the control LAN, nor to
+    another host's nodes (experiments stay apart across hosts too)."""
+    nic = cfg.get("control_interface")
+    if not nic:
+        return []
+    both = ["-i", CONTROL_BRIDGE, "-o", CONTROL_BRIDGE, "-m", "physdev"]
+    return [both + ["--physdev-in", nic, "-j", "ACCEPT"],
+            both + ["--physdev-out", nic, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+            both + ["--physdev-out", nic, "-j", "DROP"]]
+
+
 def host_rules(cfg, hairpin=False):
     """Host-wide rules: the exec sshd answers only through a node's DNAT, never directly.
 
@@ -286,6 +354,8 @@ def host_rules(cfg, hairpin=False):
     """
     rules = {names.GUARD_CHAIN: [
         ["-p", "tcp", "--dport", str(cfg["exec_port"]), "!", "-d", cfg["exec_subnet"], "-j", "DROP"]]}
+    if cfg.get("control_interface"):
+        rules[names.NODES_CHAIN] = control_lan_rules(cfg)
     if hairpin:
         # (replies of the host's own hairpin connections arrive there too: they are ESTABLISHED)
         rules[names.GUARD_CHAIN].append(["-i", CONTROL_BRIDGE, "-d", "127.0.0.0/8", "-m", "conntrack", "!",

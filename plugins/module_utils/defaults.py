@@ -14,6 +14,9 @@ CONTROL = {
     "exec_subnet": "169.254.240.0/20",
     "exec_port": 2222,
     "exec_interface": "tbexec0",
+    # A host NIC on the testbed's control LAN, bridged into dockercnet (Emulab's control net:
+    # nodes' control addresses reachable without NAT); None: the control network stays host-local.
+    "control_interface": None,
     "docker": "/usr/bin/docker",
     # Host-wide state (allocations, the exec sshd, the host lock): one place per host, whatever
     # directory each experiment's records use, so every experiment sees every allocation.

@@ -17,7 +17,7 @@ __metaclass__ = type
 import ipaddress
 import re
 
-from ansible_collections.testbed.containers.plugins.module_utils import defaults
+from ansible_collections.testbed.containers.plugins.module_utils import defaults, names
 from ansible_collections.testbed.containers.plugins.module_utils.defaults import NODE_PIDS
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}\Z")
@@ -572,6 +572,9 @@ def _check_container_keys(errors, path, spec, node):
 
 
 MEMBER_KEYS = ("node", "ip", "interface")
+# A physical host's interface as a LAN member (mixed mode): {host: HOST, interface: NIC[, ip: ADDRESS]}
+PORT_KEYS = ("host", "interface", "ip")
+PORT = object()  # what _check_member returns for a port (it is not a node member)
 MEMBER_SHAPE_KEYS = SHAPE_KEYS + ("to_node", "from_node")
 RESERVED_IFNAMES = ("eth0", "lo")
 
@@ -582,6 +585,9 @@ def _check_member(errors, path, member, lan=None):
     returns (node, ip)."""
     if isinstance(member, str):
         return member, None
+    if isinstance(member, dict) and "host" in member and "node" not in member and lan is not None:
+        _check_port(errors, path, member, lan)
+        return PORT, None
     allowed = MEMBER_KEYS + (MEMBER_SHAPE_KEYS if lan is not None and lan.get("per_member") else ())
     if not _check_keys(errors, path, member, allowed, required=("node",)):
         return None, None
@@ -647,6 +653,36 @@ def check_shape(errors, path, spec):
         return None
 
 
+def _check_port(errors, path, member, lan):
+    """A physical host's NIC on the LAN: {host, interface, ip}; recorded in ``lan["ports"]``."""
+    if not _check_keys(errors, path, member, PORT_KEYS, required=("interface",)) or "interface" not in member:
+        return
+    host, ifname, ip = member["host"], member["interface"], member.get("ip")
+    if not isinstance(host, str) or not host:
+        errors.add(_join(path, "host"), "must name a host of the inventory")
+        return
+    if not isinstance(ifname, str) or not IFNAME_RE.match(ifname):
+        errors.add(_join(path, "interface"), "invalid interface name %r: name the host's NIC (1 to 15 characters, a "
+                   "letter first, then letters, digits, '_', '.' or '-')" % (ifname,))
+        return
+    if not lan["per_member"]:
+        errors.add(path, "a host's interface joins a LAN (lans:), not a link: make it a LAN of the two")
+        return
+    if ifname in ("lo", names.CONTROL_NETWORK) or ifname.startswith(names.PREFIX) and len(ifname) == 15:
+        errors.add(_join(path, "interface"), "%s is the host's loopback or the testbed's own: name a NIC of the "
+                   "host" % ifname)
+        return
+    if ip is not None:
+        try:
+            if not isinstance(ip, str):
+                raise ValueError(ip)
+            ip = ipaddress.ip_address(ip)
+        except ValueError:
+            errors.add(_join(path, "ip"), "invalid IPv4 address %r" % (ip,))
+            return
+    lan["ports"].append({"host": host, "interface": ifname, "ip": ip, "path": path})
+
+
 def _check_lan(errors, path, spec, members_key, exact=None):
     keys = LAN_KEYS if members_key == "members" else LINK_KEYS
     directions = {}
@@ -655,7 +691,7 @@ def _check_lan(errors, path, spec, members_key, exact=None):
     if not _check_keys(errors, path, spec, keys, required=(members_key,)):
         return None
     lan = {"subnet": None, "members": [], "shape": check_shape(errors, path, spec), "directions": directions,
-           "interfaces": {}, "member_shapes": {}, "per_member": exact is None,
+           "interfaces": {}, "member_shapes": {}, "per_member": exact is None, "ports": [],
            "shape_spec": dict((k, spec[k]) for k in SHAPE_KEYS if k in spec)}
     for key in spec:
         match = DIRECTION_RE.match(key) if isinstance(key, str) and exact is not None else None
@@ -681,7 +717,10 @@ def _check_lan(errors, path, spec, members_key, exact=None):
         errors.add(mpath, "must list at least one node")
     for i, member in enumerate(members):
         node, ip = _check_member(errors, "%s[%d]" % (mpath, i), member, lan)
-        lan["members"].append((node, ip))
+        if node is not PORT:
+            lan["members"].append((node, ip))
+    if exact is None and members and not lan["members"] and lan["ports"]:
+        errors.add(mpath, "must list at least one node besides the hosts' interfaces")
     return lan
 
 

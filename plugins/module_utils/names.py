@@ -84,6 +84,11 @@ def ifb_name(veth):
     return veth[:7] + "i" + short_hash("ifb/" + veth, 7)
 
 
+def port_ifb(project, name, host, interface):
+    """The IFB shaping what a host's NIC on a LAN (a port) brings in: the experiment's prefix."""
+    return kernel_prefix(project, name) + "i" + short_hash("ifb/port/%s/%s" % (host, interface), 7)
+
+
 def alias(project, name, *parts):
     """The readable name stored as the interface alias; the ownership proof for teardown."""
     return "testbed:" + "/".join((project, name) + parts)

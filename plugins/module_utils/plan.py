@@ -26,6 +26,7 @@ from ansible_collections.testbed.containers.plugins.module_utils import defaults
 from ansible_collections.testbed.containers.plugins.module_utils.planned import unique
 
 PLAN_VERSION = 2  # 2: kernel_prefix (was prefix), alias and ifb of interfaces, alias of LANs
+HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 # The host directory under which each project's shared directory lives (testbed_project_root).
 DEFAULT_PROJECT_ROOT = "/var/lib/testbed/projects"
 
@@ -78,9 +79,13 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
     previous_vids = dict((n, lan.get("vid")) for n, lan in (previous.get("lans") or {}).items()
                          if lan and lan.get("vid"))
     used_vids = set()
+    check_ports(errors, exp, hosts)
+    errors.gate()
+    port_hosts = set(port["host"] for lan in exp["lans"].values() for port in lan["ports"])
+    plan["hosts"] = sorted(set(placement.values()) | port_hosts, key=hosts.index)
     for lan_name, lan in exp["lans"].items():
         members = [m for m, _ip in lan["members"]]
-        lan_hosts = sorted(set(placement[m] for m in members), key=hosts.index)
+        lan_hosts = sorted(set(placement[m] for m in members) | set(p["host"] for p in lan["ports"]), key=hosts.index)
         plan["lans"][lan_name] = {
             "kind": lan["kind"],
             "subnet": str(subnets[lan_name]),
@@ -159,19 +164,98 @@ def make_plan(doc, hosts, previous=None, controller_keys=(), host_vars=None, con
                 dict(v, volume=names.volume_name(project, name, node_name, v["name"])) for v in node["volumes"]]
         if node.get("depends_on"):  # the start order (not in the settings hash: changing it restarts nothing)
             plan["nodes"][node_name]["depends_on"] = node["depends_on"]
+    plan_ports(errors, exp, plan, subnets, addresses, previous)
+    errors.gate()
     if exp["storage"]["project"]:  # only then: plans without shared storage stay as they were
         plan["storage"] = plan_storage(errors, exp, plan["hosts"], host_vars)
         errors.gate()
         if exp["storage"]["homes"]:
             plan["users"] = shared_homes(plan["users"], exp["storage"]["project"])
     if exp["routing"] == "static":
-        compute_routes(plan)
+        port_routes(plan)
     plan["etc_hosts"] = hosts_entries(plan)
     plan["features"] = kernel_features(plan)
     if exp["events"]:  # only then: plans of files without events stay as they were
         plan["events"] = plan_events(errors, plan, exp["events"])
         errors.gate()
     return plan
+
+
+def check_ports(errors, exp, hosts):
+    """The hosts' interfaces on LANs (mixed mode): the host is the inventory's, a NIC is on one
+    LAN at most."""
+    seen = {}
+    for lan_name, lan in exp["lans"].items():
+        for port in lan["ports"]:
+            if port["host"] not in hosts:
+                errors.add(port["path"] + ".host", "unknown host %r: name a host of the inventory (%s)"
+                           % (port["host"], ", ".join(hosts)))
+                continue
+            key = (port["host"], port["interface"])
+            if key in seen:
+                errors.add(port["path"], "%s of host %s is already on LAN %s: a NIC joins one LAN"
+                           % (port["interface"], port["host"], seen[key]))
+            seen[key] = lan_name
+
+
+def plan_ports(errors, exp, plan, subnets, addresses, previous):
+    """Each LAN's ``ports``: the host's NIC (a port of the LAN's bridge there), the address the
+    machine behind it takes (fixed, else the earlier one, else the lowest free), its shaping (the
+    LAN's, like a member's attachment) and the kernel names of ours (the NIC's IFB)."""
+    project, name = plan["project"], plan["name"]
+    for lan_name, lan in exp["lans"].items():
+        if not lan["ports"]:
+            continue
+        subnet = subnets[lan_name]
+        taken = set(addresses[lan_name].values())
+        before = dict(((p["host"], p["interface"]), p["address"])
+                      for p in ((previous.get("lans") or {}).get(lan_name) or {}).get("ports") or ())
+        free = (ip for ip in subnet.hosts() if ip not in taken)
+        ports = []
+        for port in lan["ports"]:
+            ip, old = port["ip"], before.get((port["host"], port["interface"]))
+            if ip is not None and (ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address)):
+                errors.add(port["path"] + ".ip", "%s is not a host address of the LAN's subnet %s" % (ip, subnet))
+                continue
+            if ip is not None and ip in taken:
+                errors.add(port["path"] + ".ip", "%s is already a member's address on this LAN" % ip)
+                continue
+            if ip is None and old is not None and ipaddress.ip_address(old) in subnet \
+                    and ipaddress.ip_address(old) not in taken:
+                ip = ipaddress.ip_address(old)
+            if ip is None:
+                ip = next(free, None)
+                while ip is not None and ip in taken:
+                    ip = next(free, None)
+                if ip is None:
+                    errors.add(port["path"], "no address left in %s for this interface: give a larger subnet" % subnet)
+                    continue
+            taken.add(ip)
+            entry = {"host": port["host"], "interface": port["interface"], "address": str(ip),
+                     "prefixlen": subnet.prefixlen, "alias": names.alias(project, name, lan_name, "port", port["host"],
+                                                                           port["interface"]),
+                     "ifb": names.port_ifb(project, name, port["host"], port["interface"]), "routes": []}
+            entry.update(attachment_shapes(exp["lans"][lan_name], None))
+            ports.append(entry)
+        plan["lans"][lan_name]["ports"] = ports
+
+
+def port_routes(plan):
+    """compute_routes for the nodes, and for each port the routes the machine behind it needs (as
+    a node on that LAN alone would have them, its NIC as the device)."""
+    pseudo = {}
+    for lan_name, spec in plan["lans"].items():
+        for k, port in enumerate(spec.get("ports") or ()):
+            pseudo["@%s/%d" % (lan_name, k)] = (port, {
+                "forwarding": False, "routes": [],
+                "interfaces": [{"lan": lan_name, "address": port["address"], "ifname": port["interface"]}]})
+    plan["nodes"].update((key, node) for key, (_port, node) in pseudo.items())
+    try:
+        compute_routes(plan)
+    finally:
+        for key, (port, node) in pseudo.items():
+            del plan["nodes"][key]
+            port["routes"] = node["routes"]
 
 
 def plan_storage(errors, exp, hosts, host_vars):
@@ -596,8 +680,10 @@ def attachment_shapes(lan, node):
 def kernel_features(plan):
     """What the plan needs from each host's kernel, for the preflight."""
     from ansible_collections.testbed.containers.plugins.module_utils.shaping import Shape, needed_features
+    attachments = [i for node in plan["nodes"].values() for i in node["interfaces"]]
+    attachments += [p for lan in plan["lans"].values() for p in lan.get("ports") or ()]  # the hosts' NICs
     shapes = [(Shape(**i["to_node"]) if i.get("to_node") else None, Shape(**i["from_node"]) if i.get("from_node")
-               else None) for node in plan["nodes"].values() for i in node["interfaces"]]
+               else None) for i in attachments]
     spanning = [lan for lan in plan["lans"].values() if len(lan["hosts"]) > 1]
     crossing = (["vxlan"] if any(lan.get("vxlan") for lan in spanning) else []) + \
         (["vlan"] if any(lan.get("vlan") for lan in spanning) else [])
@@ -614,6 +700,11 @@ def hosts_entries(plan):
             if k == 0:
                 names_.insert(0, node_name)
             entries.append([iface["address"]] + names_)
+    for spec in plan["lans"].values():  # a host's interface: HOST-NIC, when that is a host name
+        for port in spec.get("ports") or ():
+            label = ("%s-%s" % (port["host"], port["interface"])).lower()
+            if HOSTNAME_RE.match(label):
+                entries.append([port["address"], label])
     return entries
 
 

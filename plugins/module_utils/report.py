@@ -352,7 +352,19 @@ def table(record, events=None, capacity=None):
     if events:
         lines += ["last events:"] + ["  " + event_line(e) for e in events]
     placed = placement_line((record.get("plan") or {}).get("placement"))
-    return [summary] + ([placed] if placed else []) + lines
+    return [summary] + ([placed] if placed else []) + lines + port_lines(record.get("plan") or {})
+
+
+def port_lines(plan):
+    """One line per host NIC on a LAN (mixed mode): what the machine behind it is to take."""
+    lines = []
+    for lan, spec in sorted((plan.get("lans") or {}).items()):
+        for port in spec.get("ports") or ():
+            routes = ", ".join("%s via %s" % (r["dest"], r["via"]) for r in port.get("routes") or ())
+            lines.append("port %s:%s on %s: the machine behind it takes %s/%d%s" % (
+                port["host"], port["interface"], lan, port["address"], port["prefixlen"],
+                "; routes " + routes if routes else ""))
+    return lines
 
 
 PHASE_ORDER = ("hosts", "images", "networks", "nodes", "shaping", "control", "boot")

@@ -116,6 +116,12 @@ class Paths:
         return os.path.join(self.node_dir(node), "hosts")
 
     @property
+    def ports(self):
+        """NIC -> {lan, up, shaped}: the host's NICs on the experiment's LANs, as they were before
+        (teardown gives them back so)."""
+        return os.path.join(self.root, "ports.json")
+
+    @property
     def volumes(self):
         """volume -> keep, for the named volumes of the experiment's nodes on this host (teardown
         reads it: a volume's keep may change after the volume was made with its label)."""
@@ -173,7 +179,7 @@ def complete_plan(plan):
 PHASES = {"stage_images": "images", "stage_intent": "networks", "stage_allocation": "networks",
           "stage_networks": "networks", "stage_node_files": "nodes", "stage_nodes": "nodes",
           "stage_shaping": "shaping", "stage_control_plane": "control", "stage_ready": "control",
-          "stage_storage": "nodes", "stage_stale_volumes": "nodes"}
+          "stage_storage": "nodes", "stage_stale_volumes": "nodes", "stage_ports": "networks"}
 # A project directory the slice makes: every node's users may write it, none remove another's files
 PROJECT_DIR_MODE = 0o1777
 
@@ -287,7 +293,7 @@ class Slice:
             self._note_wait(waited)
             run = Run(engine.client(pool_size=max(self.workers * 2, 10)))
             for stage in (self.stage_images, self.stage_intent, self.stage_allocation, self.stage_networks,
-                          self.stage_node_files, self.stage_storage, self.stage_nodes, self.stage_stale_volumes,
+                          self.stage_ports, self.stage_node_files, self.stage_storage, self.stage_nodes, self.stage_stale_volumes,
                           self.stage_shaping, self.stage_control_plane, self.stage_ready):
                 started = time.time()
                 phase = PHASES.get(stage.__name__, stage.__name__)
@@ -334,6 +340,50 @@ class Slice:
                 every = netlink.links(ipr)
                 run.host_links = dict((n, i) for n, i in every.items() if n.startswith(self.plan["kernel_prefix"]))
             run.link_names = set(every)
+
+    def my_ports(self):
+        """NIC -> (lan, planned port) of this host's NICs on the experiment's LANs."""
+        return dict((port["interface"], (lan, port)) for lan in self.lans
+                    for port in self.plan["lans"][lan].get("ports") or () if port["host"] == self.host)
+
+    def stage_ports(self, run):
+        """This host's NICs on the experiment's LANs (mixed mode): each a port of its LAN's bridge
+        and up; a NIC no longer planned is given back as it was (ports.json)."""
+        wanted, known = self.my_ports(), files.read_json(self.paths.ports) or {}
+        if not wanted and not known:
+            return
+        with netlink.IPRoute() as ipr:
+            for nic in sorted(set(known) - set(wanted)):
+                self._ops(release_port(ipr, nic, known[nic], self.dry_run))
+                known.pop(nic)
+            for nic, (lan, port) in sorted(wanted.items()):
+                bridge = run.bridges.get(lan)
+                found = ipr.link_lookup(ifname=nic)
+                if not found:
+                    raise SliceError("lans.%s: host %s has no interface %s: name one of its NICs (ip link shows them)"
+                                     % (lan, self.host, nic))
+                addresses = sorted(netlink.attr(a, "IFA_ADDRESS") for a in ipr.get_addr(index=found[0], family=2))
+                if addresses:
+                    raise SliceError("lans.%s: %s of host %s carries %s: a NIC that joins a LAN's bridge gives up its "
+                                     "addresses (the host would lose them); use a NIC without an address"
+                                     % (lan, nic, self.host, ", ".join(addresses)))
+                link = ipr.get_links(found[0])[0]
+                master, up = netlink.attr(link, "IFLA_MASTER"), bool(link["flags"] & 1)
+                if master and master != bridge:
+                    raise SliceError("lans.%s: %s of host %s is a port of another bridge (index %d): detach it first"
+                                     % (lan, nic, self.host, master))
+                if nic not in known:
+                    known[nic] = {"lan": lan, "up": up, "shaped": False}
+                shaped = bool(port.get("to_node") or port.get("from_node"))
+                known[nic].update(lan=lan, ifb=port["ifb"], shaped=known[nic]["shaped"] or shaped)
+                if bridge is None:  # check mode, bridge not made yet
+                    self._op("attach %s to LAN %s" % (nic, lan))
+                elif master != bridge or not up:
+                    self._op("attach %s to LAN %s" % (nic, lan))
+                    if not self.dry_run:
+                        ipr.link("set", index=found[0], master=bridge, state="up")
+        if not self.dry_run:
+            files.write_json(self.paths.ports, known)
 
     def stage_node_files(self, _run):
         """Each node's /etc/hosts and the keys of its exec-style SSH."""
@@ -456,6 +506,12 @@ class Slice:
             ops, subnet = engine.ensure_control_network(cli, self.control["control_subnet"], self.dry_run)
             self._ops(ops)
             state = control.load_state(self.control)
+            if self.nodes or state.get("control_interface"):
+                with netlink.IPRoute() as ipr:
+                    try:
+                        self._ops(control.ensure_control_interface(ipr, state, self.control, self.dry_run))
+                    except control.ControlError as exc:
+                        raise SliceError("host %s: %s" % (self.host, exc))
             control.release(state, self.project, self.name, keep=self.nodes)
             allocations = control.allocate(state, self.project, self.name, details, self.control, subnet)
             if not self.dry_run:
@@ -472,6 +528,10 @@ class Slice:
                 attachments.append({"veth": iface["veth"], "to_node": iface.get("to_node"),
                                     "from_node": iface.get("from_node"), "alias": iface["alias"],
                                     "ifb": iface["ifb"]})
+        for nic, (_lan, port) in sorted(self.my_ports().items()):
+            if port.get("to_node") or port.get("from_node"):  # an unshaped NIC keeps its own qdiscs
+                attachments.append({"veth": nic, "to_node": port.get("to_node"), "from_node": port.get("from_node"),
+                                    "alias": port["alias"], "ifb": port["ifb"]})
         if not attachments:
             return
         with netlink.IPRoute() as ipr:
@@ -633,6 +693,7 @@ class Slice:
                 wanted.add(iface["veth"])
                 if iface.get("from_node"):
                     wanted.add(iface["ifb"])
+        wanted.update(port["ifb"] for _lan, port in self.my_ports().values() if port.get("from_node"))
         owner = names.alias_prefix(self.project, self.name)
         for link_name, info in sorted(host_links.items()):
             if link_name in wanted:
@@ -759,6 +820,27 @@ class Slice:
         return self._host_end(eth0)
 
 
+def release_port(ipr, nic, known, dry_run=False):
+    """Give a host's NIC back as it was before it joined a LAN: its shaping removed (when it was
+    shaped), out of the bridge, down again if it was down."""
+    found = ipr.link_lookup(ifname=nic)
+    if not found:
+        return []
+    ops = []
+    if known.get("shaped"):
+        ops.extend(shaping.apply(ipr, nic, None, None, dry_run=dry_run, ifb=known.get("ifb")))
+    link = ipr.get_links(found[0])[0]
+    if netlink.attr(link, "IFLA_MASTER"):
+        ops.append("detach %s from LAN %s" % (nic, known.get("lan")))
+        if not dry_run:
+            ipr.link("set", index=found[0], master=0)
+    if not known.get("up", True) and link["flags"] & 1:
+        ops.append("set %s down (as it was)" % nic)
+        if not dry_run:
+            ipr.link("set", index=found[0], state="down")
+    return ops
+
+
 def remove_volumes(cli, paths, project, name, dry_run=False):
     """The experiment's named volumes, except those to keep (keep: true in the file of the last
     swap-in, else the volume's label)."""
@@ -782,9 +864,13 @@ def release_control(project, name, cfg, dry_run=False):
     ops = ["release SSH port and control address of %s" % key for key in gone]
     if dry_run:
         return ops
-    if gone:
-        control.save_state(cfg, state)
     with netlink.IPRoute() as ipr:
+        if not state["nodes"]:  # the last node of the host: the control LAN's NIC back as it was
+            detached = control.release_control_interface(ipr, state)
+            ops.extend(detached)
+            gone = gone or detached
+        if gone:
+            control.save_state(cfg, state)
         ops.extend(control.ensure_exec_addresses(ipr, state, cfg))
     if state["nodes"]:
         ops.extend(control.ensure_sshd(state, cfg))
@@ -809,6 +895,8 @@ def teardown(project, name, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=
         ops.extend(remove_volumes(cli, paths, project, name, dry_run))
         owner = names.alias_prefix(project, name)
         with netlink.IPRoute() as ipr:
+            for nic, known in sorted((files.read_json(paths.ports) or {}).items()):
+                ops.extend(release_port(ipr, nic, known, dry_run))
             for link_name, info in sorted(netlink.owned_links(ipr, names.kernel_prefix(project, name)).items()):
                 if not info["alias"].startswith(owner):
                     raise SliceError("interface %s has this experiment's name prefix but belongs to %r: "

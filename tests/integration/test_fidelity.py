@@ -69,21 +69,22 @@ def test_fidelity_report_measures_each_layer_and_leaves_nothing_behind(playbooks
     template = write_template(playbooks)
     generated = os.path.join(playbooks.record_dir, PROJECT, "%s.fidelity-experiment.yml" % NAME)
     try:
-        proc = run_fidelity(playbooks, template)
+        # (fewer samples and a shorter iperf3 than the defaults, 200 and 3 s: the suite's time)
+        proc = run_fidelity(playbooks, template, "-e", "ping_count=100", "-e", "iperf_seconds=1")
         out = proc.stdout
         # the table, the overheads and the delay line, as printed
-        assert "fidelity of %s/%s" % (PROJECT, NAME) in out and "200 ping samples every 0.01 s, iperf3 3 s" in out
+        assert "fidelity of %s/%s" % (PROJECT, NAME) in out and "100 ping samples every 0.01 s, iperf3 1 s" in out
         assert "host       path   between" in out, out
         assert "localhost  netns  netns veth pair" in out and "localhost  lan    a1 -> b1 on plain1" in out
         assert "localhost  qdisc  a1 -> b1 on qdisc1" in out
         assert "overhead each layer adds:" in out and "veth + bridge" in out and "shaping qdiscs (no limit)" in out
         doc = report(playbooks)
         assert (doc["project"], doc["name"], doc["hosts"], doc["failed"]) == (PROJECT, NAME, ["localhost"], [])
-        assert doc["settings"]["ping_count"] == 200 and doc["settings"]["iperf_seconds"] == 3
+        assert doc["settings"]["ping_count"] == 100 and doc["settings"]["iperf_seconds"] == 1
         by_path = dict((m["path"], m) for m in doc["measurements"])
         assert sorted(by_path) == ["delay", "lan", "netns", "qdisc"]
         for path in ("netns", "lan", "qdisc"):
-            check_measured(by_path[path], 200)
+            check_measured(by_path[path], 100)
         assert by_path["netns"]["address"] == "192.0.2.2"
         layers = dict((o["layer"], o) for o in doc["overheads"])
         assert sorted(layers) == ["shaping qdiscs (no limit)", "veth + bridge"]

@@ -243,19 +243,23 @@ def test_a_dedicated_host_takes_one_experiment_only(testbed_hosts, tmp_path):
         return sim.ansible_playbook("-i", str(extra), "playbooks/%s.yml" % playbook, "-e", "experiment=%s" % path,
                                     "-e", "testbed_record_dir=%s" % os.path.join(str(tmp_path), "records"),
                                     check=check)
+    up = [p1]  # what the finally tears down
     try:
         play("experiment", p1)
         play("experiment", p1)  # its own experiment may keep the host (modify in place)
+        up.append(p2)
         proc = play("experiment", p2, check=False)
         assert proc.returncode != 0
         assert "nodes.x.host: tbhost3 is dedicated to mh/deda" in proc.stdout, proc.stdout
         assert "tb_mh_dedb_x" not in sim.exec("tbhost3", "docker", "ps", "-a", "--format", "{{.Names}}").stdout
+        up.remove(p2)  # refused before anything existed
         play("teardown", p1)
+        up = [p2]
         play("experiment", p2)
         assert "tb_mh_dedb_x" in sim.exec("tbhost3", "docker", "ps", "--format", "{{.Names}}").stdout
     finally:
-        play("teardown", p1, check=False)
-        play("teardown", p2, check=False)
+        for path in up:
+            play("teardown", path, check=False)
 
 
 def test_vlan_mode_is_planned_and_refused_by_the_preflight_of_a_kernel_without_8021q(testbed_hosts, tmp_path):
