@@ -288,29 +288,25 @@ def ensure_control_interface(ipr, state, cfg, dry_run=False):
         ops.extend(release_control_interface(ipr, state, dry_run))
     if not want:
         return ops
-    found = ipr.link_lookup(ifname=want)
-    if not found:
+    nic = netlink.host_nic(ipr, want)
+    if nic is None:
         raise ControlError("testbed_control.control_interface: this host has no interface %s: name the NIC on the "
                            "testbed's control LAN (ip link shows them)" % want)
-    addresses = sorted(netlink.attr(a, "IFA_ADDRESS") for a in ipr.get_addr(index=found[0], family=2))
-    if addresses:
+    if nic["addresses"]:
         raise ControlError("testbed_control.control_interface: %s carries %s: a NIC bridged into %s gives up its "
                            "addresses (the host would lose them); use a NIC of the control LAN without an address"
-                           % (want, ", ".join(addresses), CONTROL_BRIDGE))
+                           % (want, ", ".join(nic["addresses"]), CONTROL_BRIDGE))
     bridge = ipr.link_lookup(ifname=CONTROL_BRIDGE)
     if not bridge:
         return ops + (["attach %s to %s (control LAN)" % (want, CONTROL_BRIDGE)] if dry_run else [])
-    link = ipr.get_links(found[0])[0]
-    master = netlink.attr(link, "IFLA_MASTER")
-    if master and master != bridge[0]:
+    if nic["master"] and nic["master"] != bridge[0]:
         raise ControlError("testbed_control.control_interface: %s is a port of another bridge (index %d): detach it "
-                           "first, or name another NIC" % (want, master))
-    if master != bridge[0] or link["flags"] & 1 == 0:
+                           "first, or name another NIC" % (want, nic["master"]))
+    if nic["master"] != bridge[0] or not nic["up"]:
         ops.append("attach %s to %s (control LAN)" % (want, CONTROL_BRIDGE))
         if not dry_run:
-            ipr.link("set", index=found[0], master=bridge[0], state="up")
-    if state.get("control_interface") != want:
-        state["control_interface"] = want
+            ipr.link("set", index=nic["index"], master=bridge[0], state="up")
+    state["control_interface"] = want
     return ops
 
 

@@ -226,6 +226,17 @@ def ensure_vlan(ipr, name, vid, trunk, bridge_index, alias, existing, dry_run=Fa
     return ops
 
 
+def host_nic(ipr, name):
+    """A host NIC about to become a bridge port: {index, master, up, addresses (IPv4)}, or None
+    when the host has no such interface (the callers refuse an addressed NIC or another bridge's port)."""
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        return None
+    link = ipr.get_links(found[0])[0]
+    return {"index": found[0], "master": attr(link, "IFLA_MASTER"), "up": bool(link["flags"] & 1),
+            "addresses": sorted(attr(a, "IFA_ADDRESS") for a in ipr.get_addr(index=found[0], family=2))}
+
+
 def delete_link(ipr, name):
     try:
         ipr.link("del", index=ipr.link_lookup(ifname=name)[0])

@@ -358,17 +358,15 @@ class Slice:
                 known.pop(nic)
             for nic, (lan, port) in sorted(wanted.items()):
                 bridge = run.bridges.get(lan)
-                found = ipr.link_lookup(ifname=nic)
-                if not found:
+                found = netlink.host_nic(ipr, nic)
+                if found is None:
                     raise SliceError("lans.%s: host %s has no interface %s: name one of its NICs (ip link shows them)"
                                      % (lan, self.host, nic))
-                addresses = sorted(netlink.attr(a, "IFA_ADDRESS") for a in ipr.get_addr(index=found[0], family=2))
-                if addresses:
+                if found["addresses"]:
                     raise SliceError("lans.%s: %s of host %s carries %s: a NIC that joins a LAN's bridge gives up its "
                                      "addresses (the host would lose them); use a NIC without an address"
-                                     % (lan, nic, self.host, ", ".join(addresses)))
-                link = ipr.get_links(found[0])[0]
-                master, up = netlink.attr(link, "IFLA_MASTER"), bool(link["flags"] & 1)
+                                     % (lan, nic, self.host, ", ".join(found["addresses"])))
+                master, up = found["master"], found["up"]
                 if master and master != bridge:
                     raise SliceError("lans.%s: %s of host %s is a port of another bridge (index %d): detach it first"
                                      % (lan, nic, self.host, master))
@@ -381,7 +379,7 @@ class Slice:
                 elif master != bridge or not up:
                     self._op("attach %s to LAN %s" % (nic, lan))
                     if not self.dry_run:
-                        ipr.link("set", index=found[0], master=bridge, state="up")
+                        ipr.link("set", index=found["index"], master=bridge, state="up")
         if not self.dry_run:
             files.write_json(self.paths.ports, known)
 
