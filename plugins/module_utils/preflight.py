@@ -13,7 +13,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import errno
+import fcntl
 import ipaddress
 import os
 import re
@@ -40,6 +42,10 @@ KERNEL_OPTIONS = {
     "mirred": "CONFIG_NET_ACT_MIRRED",
 }
 PROBE = "tbpf%d" % (os.getpid() % 100000)
+# Probes run under this host-wide lock; whoever holds it may delete any probe link, since none
+# is in use: that is how a probe killed half-way (a killed playbook) leaves no debris.
+PROBE_LOCK = "/run/testbed-kernel-probes.lock"
+PROBE_LINK = re.compile(r"^tb(pf|sp)[0-9]{1,5}[a-z]{1,2}$")
 # What a plan may need of the host's cgroups rather than of its kernel's network: checked by
 # reading the cgroup mounts (resources.py), not by a probe.
 CGROUP_FEATURES = ("blkio_weight",)
@@ -92,22 +98,65 @@ def _probe_vlan(ipr, _kind):
 PROBES = {"bridge": _probe_link, "veth": _probe_link, "vxlan": _probe_vxlan, "vlan": _probe_vlan}
 
 
+@contextlib.contextmanager
+def probe_lock(wait=True, path=None):
+    """Hold the host's probe lock; yields False (and holds nothing) when ``wait`` is False and
+    a probe is running."""
+    handle = open(path or PROBE_LOCK, "a")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        yield True
+    finally:
+        handle.close()
+
+
+def remove_stale_probes(ipr, dry_run=False):
+    """Delete the probe links a killed preflight left behind (call with the probe lock held);
+    returns the operations."""
+    ops = []
+    for name, info in sorted(netlink.links(ipr).items()):
+        if PROBE_LINK.match(name) and info["kind"] in (None, "veth", "bridge", "vxlan", "vlan", "ifb"):
+            ops.append("remove kernel probe %s %s left by a killed preflight" % (info["kind"] or "link", name))
+            if not dry_run:
+                netlink.delete_link(ipr, name)
+    return ops
+
+
+def sweep_probes(dry_run=False):
+    """remove_stale_probes when no probe is running (teardown's share of leaving nothing)."""
+    with probe_lock(wait=False) as held:
+        if not held:
+            return []
+        with netlink.IPRoute() as ipr:
+            return remove_stale_probes(ipr, dry_run)
+
+
 def missing_features(features):
     """The features of ``features`` this host lacks, as (feature, kernel option) pairs."""
+    with probe_lock():
+        with netlink.IPRoute() as ipr:
+            remove_stale_probes(ipr)
+            return _missing_features(ipr, features)
+
+
+def _missing_features(ipr, features):
     missing = []
     tc_features = [f for f in features if f in SHAPING_FEATURES]
     known = sorted(KERNEL_OPTIONS)
-    with netlink.IPRoute() as ipr:
-        for feature in features:
-            if feature in tc_features:
-                continue
-            probe = PROBES.get(feature)
-            if probe is None:
-                raise ValueError("unknown kernel feature %r; known: %s" % (feature, ", ".join(known)))
-            if not probe(ipr, feature):
-                missing.append((feature, KERNEL_OPTIONS[feature]))
-        if tc_features:
-            missing.extend(missing_shaping_features(ipr, tc_features))
+    for feature in features:
+        if feature in tc_features:
+            continue
+        probe = PROBES.get(feature)
+        if probe is None:
+            raise ValueError("unknown kernel feature %r; known: %s" % (feature, ", ".join(known)))
+        if not probe(ipr, feature):
+            missing.append((feature, KERNEL_OPTIONS[feature]))
+    if tc_features:
+        missing.extend(missing_shaping_features(ipr, tc_features))
     return missing
 
 

@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.testbed.containers.plugins.module_utils import augment, control, defaults, engine, files, firewall, names
-from ansible_collections.testbed.containers.plugins.module_utils import images, netlink, resources, services, shaping
+from ansible_collections.testbed.containers.plugins.module_utils import images, netlink, preflight, resources, services, shaping
 from ansible_collections.testbed.containers.plugins.module_utils.planned import hosts_file, root_keys, slice_of, start_waves
 
 DEFAULT_STATE_DIR = "/var/lib/testbed"
@@ -238,8 +238,12 @@ class Slice:
     """The part of ``plan`` placed on ``host``."""
 
     def __init__(self, plan, host, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=8, control_settings=None,
-                 public_address=None, registry=None, lock_timeout=None):
+                 public_address=None, registry=None, lock_timeout=None, client=None, iproute=None):
         plan = complete_plan(plan)
+        # the engine client and the host's netlink handle, made by these (injected: unit tests
+        # run the stages against fakes)
+        self._client = client or engine.client
+        self._iproute = iproute or netlink.IPRoute
         self.plan, self.host, self.dry_run, self.workers = plan, host, dry_run, workers
         self.lock_timeout = lock_timeout
         self.warnings = []
@@ -274,7 +278,7 @@ class Slice:
 
     def _host_ipr(self):
         if getattr(self._local, "ipr", None) is None:
-            self._local.ipr = netlink.IPRoute()
+            self._local.ipr = self._iproute()
         return self._local.ipr
 
     def _lock(self, what):
@@ -291,7 +295,7 @@ class Slice:
         stages, whose leaf functions only describe what they would do."""
         with self._lock("swap-in") as waited:
             self._note_wait(waited)
-            run = Run(engine.client(pool_size=max(self.workers * 2, 10)))
+            run = Run(self._client(pool_size=max(self.workers * 2, 10)))
             for stage in (self.stage_images, self.stage_intent, self.stage_allocation, self.stage_networks,
                           self.stage_ports, self.stage_node_files, self.stage_storage, self.stage_nodes, self.stage_stale_volumes,
                           self.stage_shaping, self.stage_control_plane, self.stage_ready):
@@ -330,7 +334,7 @@ class Slice:
 
     def stage_networks(self, run):
         """Stale links removed; each LAN's bridge and its tunnel to the other hosts."""
-        with netlink.IPRoute() as ipr:
+        with self._iproute() as ipr:
             every = netlink.links(ipr)
             run.host_links = dict((n, i) for n, i in every.items() if n.startswith(self.plan["kernel_prefix"]))
             self._remove_stale_links(ipr, run.host_links)
@@ -352,7 +356,7 @@ class Slice:
         wanted, known = self.my_ports(), files.read_json(self.paths.ports) or {}
         if not wanted and not known:
             return
-        with netlink.IPRoute() as ipr:
+        with self._iproute() as ipr:
             for nic in sorted(set(known) - set(wanted)):
                 self._ops(release_port(ipr, nic, known[nic], self.dry_run))
                 known.pop(nic)
@@ -505,7 +509,7 @@ class Slice:
             self._ops(ops)
             state = control.load_state(self.control)
             if self.nodes or state.get("control_interface"):
-                with netlink.IPRoute() as ipr:
+                with self._iproute() as ipr:
                     try:
                         self._ops(control.ensure_control_interface(ipr, state, self.control, self.dry_run))
                     except control.ControlError as exc:
@@ -532,7 +536,7 @@ class Slice:
                                     "alias": port["alias"], "ifb": port["ifb"]})
         if not attachments:
             return
-        with netlink.IPRoute() as ipr:
+        with self._iproute() as ipr:
             self._ops(shaping.apply_many(ipr, attachments, self.dry_run))
 
     def _ensure_control_plane(self, results):
@@ -551,7 +555,7 @@ class Slice:
             self._ops(firewall.ensure_rules(self.owner, desired, self.dry_run))
             self._ops(firewall.ensure_rules(control.HOST_OWNER, control.host_rules(self.control, hairpin),
                                             self.dry_run))
-            with netlink.IPRoute() as ipr:
+            with self._iproute() as ipr:
                 self._ops(control.ensure_exec_addresses(ipr, state, self.control, self.dry_run))
             self._ops(control.ensure_sshd(state, self.control, self.dry_run))
 
@@ -577,10 +581,10 @@ class Slice:
         Creates and removes no container.
         """
         with self._lock("re-plumbing by the host agent"):
-            cli = engine.client()
+            cli = self._client()
             actual = engine.list_nodes(cli, self.project, self.name)
             state = control.load_state(self.control)
-            with netlink.IPRoute() as ipr:
+            with self._iproute() as ipr:
                 host_links = netlink.owned_links(ipr, self.plan["kernel_prefix"])
             bridges = dict((lan, host_links[self.plan["lans"][lan]["bridge"]]["index"]) for lan in self.lans
                            if self.plan["lans"][lan]["bridge"] in host_links)
@@ -901,6 +905,7 @@ def teardown(project, name, state_dir=DEFAULT_STATE_DIR, dry_run=False, workers=
                                      "refusing to remove it" % (link_name, info["alias"]))
                 if dry_run or netlink.delete_link(ipr, link_name):
                     ops.append("remove %s %s (%s)" % (info["kind"] or "link", link_name, info["alias"]))
+        ops.extend(preflight.sweep_probes(dry_run))  # a swap-in killed in its preflight left them
         cfg = control.settings(control_settings)
         with file_lock(control.host_lock_path(cfg)):
             ops.extend(firewall.remove_rules(names.firewall_comment(project, name), dry_run))

@@ -5,6 +5,7 @@ probe must report (this machine's kernel has VXLAN but no 8021q, ../shared/machi
 import subprocess
 
 from ansible_collections.testbed.containers.plugins.module_utils import preflight
+from ansible_collections.testbed.containers.plugins.module_utils import slice as slice_mod
 
 from helpers import sh
 
@@ -34,3 +35,28 @@ def test_vxlan_and_vlan_probes_report_what_the_kernel_lacks():
         ([] if has_vlan else [("vlan", "CONFIG_VLAN_8021Q")])
     assert preflight.missing_features(["bridge", "veth", "vxlan", "vlan"]) == expected
     assert probe_links() == [], "probe objects left behind"
+
+
+def test_probe_links_of_a_killed_preflight_are_removed_by_the_next_probe_and_by_teardown():
+    """A playbook killed while its preflight probed leaves the probe's veth and IFB (seen in the
+    kill test); the next preflight, or any teardown on the host, removes them."""
+    def left():
+        out = sh("ip", "-o", "link").stdout
+        return sorted(n for n in ("tbsp99999a", "tbsp99999b", "tbpf99999b") if n + ":" in out or n + "@" in out)
+
+    def leave_debris():
+        sh("ip", "link", "add", "tbsp99999a", "type", "veth", "peer", "name", "tbsp99999b")
+        sh("ip", "link", "add", "tbpf99999b", "type", "bridge")
+
+    try:
+        leave_debris()
+        assert left() == ["tbpf99999b", "tbsp99999a", "tbsp99999b"]
+        preflight.missing_features(["bridge"])
+        assert left() == []
+        leave_debris()
+        ops = slice_mod.teardown("tbprobe", "gone", state_dir="/tmp/tb-probe-sweep-state")
+        assert "remove kernel probe veth tbsp99999a left by a killed preflight" in ops and left() == []
+    finally:
+        for name in ("tbsp99999a", "tbpf99999b"):
+            subprocess.run(["ip", "link", "del", name], check=False, stderr=subprocess.DEVNULL)
+        subprocess.run(["rm", "-rf", "/tmp/tb-probe-sweep-state"], check=False)

@@ -25,6 +25,9 @@ class FakeIPRoute:
     def link_lookup(self, ifname):
         return [self.links[ifname]] if ifname in self.links else []
 
+    def get_links(self):
+        return []  # no probe debris: remove_stale_probes finds nothing
+
     def link(self, command, **kw):
         self.calls.append(("link", command, kw.get("ifname") or kw.get("index"), kw.get("kind")))
         if command == "add":
@@ -81,3 +84,27 @@ def test_a_probe_failing_for_another_reason_names_the_feature_and_its_option():
 
     with pytest.raises(preflight.PreflightError, match=r"probing htb \(CONFIG_NET_SCH_HTB\): .*errno 16"):
         preflight.missing_shaping_features(Busy())
+
+
+def test_probe_links_a_killed_preflight_left_are_removed_and_nothing_else():
+    from .fake_kernel import FakeIPRoute as Host  # pylint: disable=import-outside-toplevel
+    host = Host({"tbsp01169a": {"kind": "veth"}, "tbsp01169i": {"kind": "ifb"}, "tbpf4242b": {"kind": "bridge"},
+                 "tb1a2b3b0c0ffee": {"kind": "bridge", "alias": "testbed:p/e/lan0"}, "eth0": {"up": True},
+                 "tbspare": {"kind": "bridge"}})
+    assert preflight.remove_stale_probes(host, dry_run=True) == [
+        "remove kernel probe bridge tbpf4242b left by a killed preflight",
+        "remove kernel probe veth tbsp01169a left by a killed preflight",
+        "remove kernel probe ifb tbsp01169i left by a killed preflight"]
+    assert len(host.links) == 6
+    preflight.remove_stale_probes(host)
+    assert sorted(host.links) == ["eth0", "tb1a2b3b0c0ffee", "tbspare"]  # an experiment's link and others stay
+
+
+def test_the_sweep_waits_for_no_running_probe(tmp_path):
+    lock = str(tmp_path / "probes.lock")
+    with preflight.probe_lock(path=lock) as held:
+        assert held
+        with preflight.probe_lock(wait=False, path=lock) as other:
+            assert other is False  # a probe runs: its links are not debris
+    with preflight.probe_lock(wait=False, path=lock) as again:
+        assert again
