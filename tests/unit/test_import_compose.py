@@ -681,3 +681,39 @@ def test_depends_on_a_missing_service_is_an_error_naming_its_line(tmp_path):
     _text, notes = failing_text(tmp_path, text)
     note = only(notes, "error", "depends_on of service a names 'nosuch', which is not a service of this project")
     assert note.line == 4
+
+
+def test_cpu_shares_and_the_blkio_weight_are_the_nodes_weights(tmp_path):
+    text, doc, notes = convert_text(tmp_path, """\
+        services:
+          a:
+            image: alpine:3
+            cpu_shares: 512
+            blkio_config:
+              weight: 300
+              device_read_bps:
+                - {path: /dev/sda, rate: 1mb}
+          b:
+            image: alpine:3
+            cpu_shares: 0
+        """)
+    a, b = doc["nodes"]["a"], doc["nodes"]["b"]
+    assert (a["cpu_shares"], a["blkio_weight"]) == (512, 300) and "cpu_shares" not in b
+    assert only(notes, "warning", "blkio_config.device_read_bps of service a is not carried over").line == \
+        line_of(text, "device_read_bps")
+    assert only(notes, "info", "cpu_shares 0 of service b (Docker's default weight)").line == line_of(text, "cpu_shares: 0")
+
+
+def test_weights_outside_dockers_range_are_errors(tmp_path):
+    text, notes = failing_text(tmp_path, """\
+        services:
+          a:
+            image: alpine:3
+            cpu_shares: 1
+            blkio_config:
+              weight: high
+        """)
+    assert only(notes, "error", "cpu_shares 1 of service a is outside Docker's range 2-262144").line == \
+        line_of(text, "cpu_shares")
+    assert only(notes, "error", "blkio_config.weight 'high' of service a is not a whole number").line == \
+        line_of(text, "weight")

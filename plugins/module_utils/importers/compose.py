@@ -507,7 +507,6 @@ SERVICE_WARN = {
     "mem_swappiness": "swappiness is not carried over",
     "oom_kill_disable": "OOM settings are not carried over",
     "oom_score_adj": "OOM settings are not carried over",
-    "cpu_shares": "CPU shares are not carried over (cpus is)",
     "cpu_quota": "CPU quotas are not carried over (cpus is)",
     "cpu_period": "CPU periods are not carried over (cpus is)",
     "cpu_count": "not carried over (cpus is)",
@@ -515,7 +514,6 @@ SERVICE_WARN = {
     "cpu_rt_period": "real-time CPU settings are not carried over",
     "cpu_rt_runtime": "real-time CPU settings are not carried over",
     "cpuset": "pinning to CPUs is not carried over",
-    "blkio_config": "block I/O weights are not carried over",
     "cgroup_parent": "the node's cgroup is the testbed's",
     "group_add": "supplementary groups are not carried over",
     "mac_address": "MAC addresses are the testbed's",
@@ -552,7 +550,8 @@ SERVICE_ERROR = {
 }
 SERVICE_KEYS = ("image", "build", "command", "entrypoint", "environment", "env_file", "volumes", "working_dir",
                 "user", "hostname", "cap_add", "sysctls", "labels", "depends_on", "deploy", "cpus", "mem_limit",
-                "pids_limit", "restart", "ports", "container_name", "networks", "pid", "ipc", "scale")
+                "pids_limit", "restart", "ports", "container_name", "networks", "pid", "ipc", "scale", "cpu_shares",
+                "blkio_config")
 NETWORK_WARN = {
     "driver": "the LAN is the testbed's (a veth per member on a bridge of the host, or VLAN/VXLAN across hosts)",
     "driver_opts": "driver options are not carried over",
@@ -1035,6 +1034,40 @@ class _Compose:
                                "testbed's default" % (value, sname))
                 else:
                     node["pids"] = value
+        self.weights(sname, node, spec, base)
+
+    # Docker's ranges for the relative weights (the experiment file's, model.CPU_SHARES_RANGE and
+    # BLKIO_WEIGHT_RANGE, are the same)
+    CPU_SHARES_RANGE = (2, 262144)
+    BLKIO_WEIGHT_RANGE = (10, 1000)
+
+    def weights(self, sname, node, spec, base):
+        """cpu_shares and blkio_config.weight: the node's relative CPU and block I/O weights."""
+        notes = self.notes
+        blkio = spec.get("blkio_config")
+        if blkio is not None and not isinstance(blkio, dict):
+            notes.error(self.line(*base + ("blkio_config",)), "blkio_config of service %s is not a mapping" % sname)
+            blkio = {}
+        for key in sorted(blkio or {}):
+            if key != "weight":
+                notes.warn(self.line(*base + ("blkio_config", key)), "blkio_config.%s of service %s is not carried "
+                           "over (the weight is)" % (key, sname))
+        for value, line, what, nkey, bounds in (
+                (spec.get("cpu_shares"), self.line(*base + ("cpu_shares",)), "cpu_shares", "cpu_shares",
+                 self.CPU_SHARES_RANGE),
+                ((blkio or {}).get("weight"), self.line(*base + ("blkio_config", "weight")), "blkio_config.weight",
+                 "blkio_weight", self.BLKIO_WEIGHT_RANGE)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                notes.error(line, "%s %r of service %s is not a whole number" % (what, value, sname))
+            elif value == 0:
+                notes.info(line, "%s 0 of service %s (Docker's default weight) is not carried over" % (what, sname))
+            elif not bounds[0] <= value <= bounds[1]:
+                notes.error(line, "%s %d of service %s is outside Docker's range %d-%d"
+                            % ((what, value, sname) + bounds))
+            else:
+                node[nkey] = value
 
     def restart(self, sname, node, spec, base):
         notes = self.notes
