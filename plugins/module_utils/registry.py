@@ -757,3 +757,25 @@ def free_port_hint(address, port):
     finally:
         sock.close()
     return None
+
+
+def missing_libraries(present, interface):
+    """The Python libraries the registry module lacks for this call (bcrypt and cryptography to
+    make the password file and certificates, pyroute2 for the registry's address)."""
+    missing = []
+    if present and not pki.HAS_BCRYPT:
+        missing.append("bcrypt")
+    if present and not pki.HAS_CRYPTOGRAPHY:
+        missing.append("cryptography")
+    if interface and not HAS_PYROUTE2:
+        missing.append("pyroute2")
+    return missing
+
+
+def run(params, dry_run=False):
+    """The registry module's work for its options: ``state`` present converges, absent removes;
+    every other option is a Settings argument (``prefix`` is ``prefixlen``). Returns the result
+    (changed, operations, ...); RegistryError for bad settings or a failed step."""
+    options = dict((k, v) for k, v in params.items() if k not in ("state", "prefix"))
+    settings = Settings(prefixlen=params["prefix"], **options)
+    return converge(settings, dry_run=dry_run) if params["state"] == "present" else remove(settings, dry_run=dry_run)

@@ -249,30 +249,13 @@ def main():
         required_together=[("tls_cert", "tls_key")],
         supports_check_mode=True,
     )
-    p = module.params
     host = platform.node()
-    present = p["state"] == "present"
-    if present and not pki.HAS_BCRYPT:
-        module.fail_json(msg="%s: %s" % (host, missing_required_lib("bcrypt")))
-    if present and not pki.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg="%s: %s" % (host, missing_required_lib("cryptography")))
-    if not registry.HAS_PYROUTE2 and p["interface"]:
-        module.fail_json(msg="%s: %s" % (host, missing_required_lib("pyroute2")))
+    for library in registry.missing_libraries(module.params["state"] == "present", module.params["interface"]):
+        module.fail_json(msg="%s: %s" % (host, missing_required_lib(library)))
     try:
-        settings = registry.Settings(
-            name=p["name"], address=p["address"], prefixlen=p["prefix"], interface=p["interface"],
-            interface_kind=p["interface_kind"], port=p["port"], dns_names=p["dns_names"],
-            config_dir=p["config_dir"], storage_dir=p["storage_dir"], run_dir=p["run_dir"], log_dir=p["log_dir"],
-            binary=p["binary"], user=p["user"], username=p["username"], password=p["password"],
-            ca_cert=p["ca_cert"], ca_key=p["ca_key"], tls_cert=p["tls_cert"], tls_key=p["tls_key"],
-            ca_days=p["ca_days"], cert_days=p["cert_days"], service=p["service"], keep_storage=p["keep_storage"],
-            bcrypt_cost=p["bcrypt_cost"])
-        if present:
-            result = registry.converge(settings, dry_run=module.check_mode)
-        else:
-            result = registry.remove(settings, dry_run=module.check_mode)
+        result = registry.run(module.params, dry_run=module.check_mode)
     except registry.RegistryError as exc:
-        module.fail_json(msg="%s: registry %s: %s" % (host, p["name"], exc))
+        module.fail_json(msg="%s: registry %s: %s" % (host, module.params["name"], exc))
     if module._diff:
         result["diff"] = {"before": "", "after": "".join("%s\n" % op for op in result["operations"]),
                           "after_header": "operations"}

@@ -1,11 +1,14 @@
 """The registry's pure parts: settings checks, generated files, htpasswd, certificates, references."""
+import ast
 import datetime
+import inspect
 import ipaddress
 import subprocess
 
 import pytest
 
 from ansible_collections.testbed.containers.plugins.module_utils import images, pki, registry, trust
+from ansible_collections.testbed.containers.plugins.modules import registry as module
 
 x509 = pytest.importorskip("cryptography.x509")
 
@@ -206,3 +209,28 @@ def test_a_failed_check_names_the_registry_and_keeps_the_operations_done(tmp_pat
 def test_registry_trust_absent_on_a_clean_host_changes_nothing(tmp_path):
     assert trust.converge("R:1", state="absent", certs_dir=str(tmp_path), docker_config=str(tmp_path / "c.json"))[:2] \
         == (False, [])
+
+
+def module_options():
+    """The registry module's options, read from its argument_spec (the module is not run)."""
+    tree = ast.parse(inspect.getsource(module))
+    spec = next(k for k in ast.walk(tree) if isinstance(k, ast.keyword) and k.arg == "argument_spec")
+    return [k.arg for k in spec.value.keywords]
+
+
+def test_every_module_option_is_a_setting_so_main_only_hands_them_on():
+    accepted = set(inspect.signature(registry.Settings).parameters) | {"state", "prefix"}
+    options = module_options()
+    assert "password" in options and "prefix" in options
+    assert set(options) <= accepted
+
+
+def test_the_module_work_refuses_bad_settings_before_doing_anything(tmp_path):
+    params = dict((name, None) for name in module_options())
+    params.update(state="present", name="r", address="198.18.255.1", prefix=32, interface="tbreg0", port=70000,
+                  interface_kind="auto", config_dir=str(tmp_path / "c"), storage_dir=str(tmp_path / "s"),
+                  password="secret", bcrypt_cost=pki.DEFAULT_BCRYPT_COST, ca_days=10, cert_days=10, service="supervisor")
+    with pytest.raises(registry.RegistryError, match="port 70000 is out of range"):
+        registry.run(params, dry_run=True)
+    assert not (tmp_path / "c").exists()
+    assert registry.missing_libraries(False, None) == []
