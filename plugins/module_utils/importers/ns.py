@@ -479,6 +479,20 @@ def make_list(items):
     return result
 
 
+def _substituted(parser, text, pos, stop):
+    """A list element from ``pos`` up to a character of ``stop`` (or the end), backslash
+    sequences substituted; returns (element, where it stopped)."""
+    buf, n = [], len(text)
+    while pos < n and text[pos] not in stop:
+        if text[pos] == "\\":
+            sub, pos = parser.backslash(pos)
+            buf.append(sub)
+        else:
+            buf.append(text[pos])
+            pos += 1
+    return "".join(buf), pos
+
+
 def split_list(value, line):
     """The elements of a Tcl list (a TclList's are already known)."""
     if value.__class__ is TclList:
@@ -501,29 +515,14 @@ def split_list(value, line):
             items.append(raw)
             pos = end
         elif c == '"':
-            end = pos + 1
-            buf = []
-            while end < n and text[end] != '"':
-                if text[end] == "\\":
-                    s, end = parser.backslash(end)
-                    buf.append(s)
-                else:
-                    buf.append(text[end])
-                    end += 1
+            item, end = _substituted(parser, text, pos + 1, '"')
             if end >= n:
                 raise TclError(line, "unmatched open quote in list %r" % _clip(value))
-            items.append("".join(buf))
+            items.append(item)
             pos = end + 1
         else:
-            buf = []
-            while pos < n and text[pos] not in " \t\n\r\f\v":
-                if text[pos] == "\\":
-                    s, pos = parser.backslash(pos)
-                    buf.append(s)
-                else:
-                    buf.append(text[pos])
-                    pos += 1
-            items.append("".join(buf))
+            item, pos = _substituted(parser, text, pos, " \t\n\r\f\v")
+            items.append(item)
             continue
         if pos < n and text[pos] not in " \t\n\r\f\v":
             raise TclError(line, "list element in %s followed by %r instead of space in %r"
