@@ -523,18 +523,7 @@ class _Clab:
             if not os.path.isfile(filename):
                 notes.error(line, "env-file %s of node %s does not exist (looked for %s)" % (item, raw, filename))
                 continue
-            try:
-                variables, problems = common.read_env_file(filename)
-            except (IOError, OSError, UnicodeDecodeError) as exc:
-                notes.error(line, "env-file %s of node %s cannot be read: %s" % (item, raw, exc))
-                continue
-            for lineno, message in problems:
-                notes.warn(line, "env-file %s line %d: %s" % (item, lineno, message))
-            for vname, value, lineno in variables:
-                if value is None:
-                    notes.warn(line, "env-file %s line %d: %s has no value: not set here" % (item, lineno, vname))
-                else:
-                    common.add_env(node, vname, value, notes, line)
+            common.add_env_file(node, filename, "env-file %s" % item, "node %s" % raw, notes, line)
         for vname, (value, vpath) in self.merged_map(raw, "env").items():
             line = self.line(*vpath)
             if vname == "__IMPORT_ENVS":

@@ -447,6 +447,24 @@ def add_label(node, key, value, notes, line):
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
+def add_env_file(node, filename, what, whose, notes, line, reader=read_env_file, no_value=""):
+    """The variables of env file ``filename`` (``what``: how the file names it, e.g. "env_file
+    web.env"; ``whose``: "service web") into the node's env, with its problems as notes at
+    ``line``; a variable without a value is not set (``no_value`` says why)."""
+    try:
+        variables, problems = reader(filename)
+    except (IOError, OSError, UnicodeDecodeError) as exc:
+        notes.error(line, "%s of %s cannot be read: %s" % (what, whose, exc))
+        return
+    for lineno, message in problems:
+        notes.warn(line, "%s line %d: %s" % (what, lineno, message))
+    for name, value, lineno in variables:
+        if value is None:
+            notes.warn(line, "%s line %d: %s has no value%s: not set here" % (what, lineno, name, no_value))
+        else:
+            add_env(node, name, value, notes, line)
+
+
 def add_env(node, name, value, notes, line):
     if not ENV_NAME_RE.match(str(name)):
         notes.error(line, "environment variable name %r cannot be set here (letters, digits and '_', not a digit "
@@ -850,22 +868,9 @@ class _Compose:
                     else:
                         notes.error(line, "env_file %s of service %s does not exist (looked for %s)" % (item, sname, filename))
                     continue
-                try:
-                    if fmt == "raw":
-                        variables, problems = _read_raw_env(filename)
-                    else:
-                        variables, problems = read_env_file(filename)
-                except (IOError, OSError, UnicodeDecodeError) as exc:
-                    notes.error(line, "env_file %s of service %s cannot be read: %s" % (item, sname, exc))
-                    continue
-                for lineno, message in problems:
-                    notes.warn(line, "env_file %s line %d: %s" % (item, lineno, message))
-                for name, value, lineno in variables:
-                    if value is None:
-                        notes.warn(line, "env_file %s line %d: %s has no value (compose takes it from its environment): "
-                                   "not set here" % (item, lineno, name))
-                        continue
-                    add_env(node, name, value, notes, line)
+                add_env_file(node, filename, "env_file %s" % item, "service %s" % sname, notes, line,
+                             reader=_read_raw_env if fmt == "raw" else read_env_file,
+                             no_value=" (compose takes it from its environment)")
         environment = spec.get("environment")
         epath = base + ("environment",)
         if isinstance(environment, list):
