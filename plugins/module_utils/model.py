@@ -617,20 +617,26 @@ def _check_member(errors, path, member, lan=None):
         elif lan is not None:
             lan["interfaces"][node] = (ifname, _join(path, "interface"))
     if lan is not None and any(k in member for k in MEMBER_SHAPE_KEYS):
-        own = dict((k, member[k]) for k in SHAPE_KEYS if k in member)
-        base = dict(lan["shape_spec"], **own)  # the member's values over the LAN's
-        shapes = {}
-        if own:
-            shapes["both"] = check_shape(errors, path, base)
-        for direction in ("to_node", "from_node"):
-            if direction in member:
-                dpath = _join(path, direction)
-                if _check_keys(errors, dpath, member[direction], SHAPE_KEYS):
-                    merged = dict(base)
-                    merged.update(member[direction])
-                    shapes[direction] = check_shape(errors, dpath, merged)
-        lan["member_shapes"][node] = shapes
+        lan["member_shapes"][node] = _member_shapes(errors, path, member, lan)
     return node, ip
+
+
+def _member_shapes(errors, path, member, lan):
+    """A LAN member's own shaping (its shaping keys, to_node/from_node per direction) over the
+    LAN's: {both, to_node, from_node}, each only when given."""
+    own = dict((k, member[k]) for k in SHAPE_KEYS if k in member)
+    base = dict(lan["shape_spec"], **own)  # the member's values over the LAN's
+    shapes = {}
+    if own:
+        shapes["both"] = check_shape(errors, path, base)
+    for direction in ("to_node", "from_node"):
+        if direction in member:
+            dpath = _join(path, direction)
+            if _check_keys(errors, dpath, member[direction], SHAPE_KEYS):
+                merged = dict(base)
+                merged.update(member[direction])
+                shapes[direction] = check_shape(errors, dpath, merged)
+    return shapes
 
 
 def check_shape(errors, path, spec):
@@ -654,8 +660,11 @@ def check_shape(errors, path, spec):
 
 
 def _check_port(errors, path, member, lan):
-    """A physical host's NIC on the LAN: {host, interface, ip}; recorded in ``lan["ports"]``."""
-    if not _check_keys(errors, path, member, PORT_KEYS, required=("interface",)) or "interface" not in member:
+    """A physical host's NIC on the LAN: {host, interface, ip} and, like a node member, its own
+    shaping keys and to_node/from_node (to_node: towards the machine behind the NIC); recorded
+    in ``lan["ports"]``."""
+    if not _check_keys(errors, path, member, PORT_KEYS + MEMBER_SHAPE_KEYS, required=("interface",)) \
+            or "interface" not in member:
         return
     host, ifname, ip = member["host"], member["interface"], member.get("ip")
     if not isinstance(host, str) or not host:
@@ -680,7 +689,8 @@ def _check_port(errors, path, member, lan):
         except ValueError:
             errors.add(_join(path, "ip"), "invalid IPv4 address %r" % (ip,))
             return
-    lan["ports"].append({"host": host, "interface": ifname, "ip": ip, "path": path})
+    shapes = _member_shapes(errors, path, member, lan) if any(k in member for k in MEMBER_SHAPE_KEYS) else {}
+    lan["ports"].append({"host": host, "interface": ifname, "ip": ip, "path": path, "shapes": shapes})
 
 
 def _check_lan(errors, path, spec, members_key, exact=None):

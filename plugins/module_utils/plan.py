@@ -235,7 +235,7 @@ def plan_ports(errors, exp, plan, subnets, addresses, previous):
                      "prefixlen": subnet.prefixlen, "alias": names.alias(project, name, lan_name, "port", port["host"],
                                                                            port["interface"]),
                      "ifb": names.port_ifb(project, name, port["host"], port["interface"]), "routes": []}
-            entry.update(attachment_shapes(exp["lans"][lan_name], None))
+            entry.update(attachment_shapes(exp["lans"][lan_name], None, own=port.get("shapes") or {}))
             ports.append(entry)
         plan["lans"][lan_name]["ports"] = ports
 
@@ -658,17 +658,19 @@ def _shape_dict(shape):
     return None if shape is None or shape.empty else dataclasses.asdict(shape)
 
 
-def attachment_shapes(lan, node):
+def attachment_shapes(lan, node, own=None):
     """The shaping of one attachment: ``to_node`` (host -> node) and ``from_node`` (node -> host).
 
     A LAN's parameters apply to each member's attachment, both ways, unless the member gives
     its own (shaping keys on the member, ``to_node``/``from_node`` per direction).  A link's parameters are
     end to end: each direction is shaped once, on the receiving end's attachment (``to_node``),
-    with the link's values overridden by ``SRC_to_DST``.
+    with the link's values overridden by ``SRC_to_DST``.  ``own``: a host NIC's own values
+    (a port is no node: its shapes come with it).
     """
     if lan["kind"] == "lan":
         # a member's own values (Emulab's tb-set-node-lan-*) replace the LAN's for its attachment
-        own = lan.get("member_shapes", {}).get(node, {})
+        if own is None:
+            own = lan.get("member_shapes", {}).get(node, {})
         both = own.get("both", lan["shape"])
         return {"to_node": _shape_dict(own.get("to_node", both)), "from_node": _shape_dict(own.get("from_node", both))}
     endpoints = [m for m, _ip in lan["members"]]

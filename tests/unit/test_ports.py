@@ -67,7 +67,9 @@ def test_a_lan_without_ports_plans_as_before():
     ({"host": "h2", "interface": "bad name"}, "lans.lan0.members[2].interface: invalid interface name"),
     ({"host": "h2", "interface": "eth2", "ip": "10.31.0.5"}, "lans.lan0.members[2].ip: 10.31.0.5 is not a host address"),
     ({"host": "h2", "interface": "eth2", "ip": "10.30.0.1"}, "lans.lan0.members[2].ip: 10.30.0.1 is already a member"),
-    ({"host": "h2", "interface": "eth2", "bandwidth": "1Mbit"}, "lans.lan0.members[2].bandwidth: unknown key"),
+    ({"host": "h2", "interface": "eth2", "mtu": 9000}, "lans.lan0.members[2].mtu: unknown key"),
+    ({"host": "h2", "interface": "eth2", "bandwidth": "fast"}, "lans.lan0.members[2].bandwidth: "),
+    ({"host": "h2", "interface": "eth2", "to_node": {"delay": "soon"}}, "lans.lan0.members[2].to_node.delay: "),
 ])
 def test_bad_ports_are_refused_with_their_field(member, message):
     errors = errors_of(doc(["a", "r", member]))
@@ -90,3 +92,13 @@ def test_the_table_says_what_the_machine_behind_each_nic_takes():
     assert report.port_lines(make(doc())) == [
         "port h2:eth2 on lan0: the machine behind it takes 10.30.0.3/24; routes 10.30.1.0/24 via 10.30.0.2"]
     assert report.port_lines({}) == []
+
+
+def test_a_hosts_nic_takes_its_own_shaping_over_the_lans_like_a_node_member():
+    port_member = {"host": "h2", "interface": "eth2", "bandwidth": "2Mbit", "from_node": {"delay": "5ms"}}
+    p = make(doc(["a", "r", port_member]))
+    port, = p["lans"]["lan0"]["ports"]
+    assert port["to_node"]["rate_bps"] == 2 * 10 ** 6  # its own bandwidth over the LAN's 10Mbit
+    assert port["from_node"]["rate_bps"] == 2 * 10 ** 6 and port["from_node"]["delay_us"] == 5000
+    a, = [i for i in p["nodes"]["a"]["interfaces"] if i["lan"] == "lan0"]
+    assert a["to_node"]["rate_bps"] == 10 ** 7  # the nodes keep the LAN's
