@@ -50,7 +50,8 @@ def test_a_hosts_nic_joins_a_lan_and_is_given_back_as_it_was(playbooks, machine)
     doc = {"name": NAME, "project": PROJECT, "defaults": {"image": BUSYBOX, "augment": "none"},
            "nodes": {"a": {"command": ["sleep", "3600"]}, "r": {"command": ["sleep", "3600"], "forwarding": True},
                      "b": {"command": ["sleep", "3600"]}},
-           "lans": {"lan0": {"members": ["a", "r", {"host": "localhost", "interface": NIC}], "subnet": "10.77.0.0/24",
+           "lans": {"lan0": {"members": ["a", "r", {"host": "localhost", "interface": NIC, "to_node": {"bandwidth": "5Mbit"}}],
+                             "subnet": "10.77.0.0/24",
                              "bandwidth": "20Mbit"},
                     "lan1": {"members": ["r", "b"], "subnet": "10.77.1.0/24"}}}
     path = playbooks.write(doc)
@@ -70,11 +71,14 @@ def test_a_hosts_nic_joins_a_lan_and_is_given_back_as_it_was(playbooks, machine)
         for target in ("10.77.0.1", "10.77.1.2"):  # a, and b behind the router r
             ping = nsexec("busybox", "ping", "-c", "2", "-W", "2", "-i", "0.3", target)
             assert ping.returncode == 0, (target, ping.stdout)
-        # the nodes know it by name, and the LAN's shaping is on the NIC
+        # the nodes know it by name; the NIC's own bandwidth towards the machine, the LAN's a node's way
         a = container_ids(PROJECT, NAME)["a"]
         hosts = sh("docker", "exec", a, "cat", "/etc/hosts").stdout
         assert "%s\tlocalhost-%s" % (port["address"], NIC) in hosts, hosts
-        assert "rate 20Mbit" in sh("tc", "qdisc", "show", "dev", NIC).stdout + sh("tc", "class", "show", "dev", NIC).stdout
+        assert "rate 5Mbit" in sh("tc", "class", "show", "dev", NIC).stdout
+        veth_a = [i["veth"] for i in playbooks.record(PROJECT, NAME)["plan"]["nodes"]["a"]["interfaces"]][0]
+        assert "rate 20Mbit" in sh("tc", "class", "show", "dev", veth_a).stdout
+        assert port["to_node"]["rate_bps"] == 5 * 10 ** 6 and port["from_node"]["rate_bps"] == 20 * 10 ** 6, port
         again = playbooks.swap_in(path).stdout
         assert "attach %s" % NIC not in again and recap_changed(again)["localhost"] == 0, again
     finally:
