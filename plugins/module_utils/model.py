@@ -660,24 +660,26 @@ def check_shape(errors, path, spec):
 
 
 def _check_port(errors, path, member, lan):
-    """A physical host's NIC on the LAN: {host, interface, ip} and, like a node member, its own
+    """A physical host's NIC on the LAN: {host, interface, ip} (no interface: the host's own
+    stack, an address of the host itself on the LAN) and, like a node member, its own
     shaping keys and to_node/from_node (to_node: towards the machine behind the NIC); recorded
     in ``lan["ports"]``."""
-    if not _check_keys(errors, path, member, PORT_KEYS + MEMBER_SHAPE_KEYS, required=("interface",)) \
-            or "interface" not in member:
+    if not _check_keys(errors, path, member, PORT_KEYS + MEMBER_SHAPE_KEYS):
         return
-    host, ifname, ip = member["host"], member["interface"], member.get("ip")
+    host, ifname, ip = member["host"], member.get("interface"), member.get("ip")
     if not isinstance(host, str) or not host:
         errors.add(_join(path, "host"), "must name a host of the inventory")
         return
-    if not isinstance(ifname, str) or not IFNAME_RE.match(ifname):
+    # no interface: the host's own stack, an address of the host itself on the LAN
+    if ifname is not None and (not isinstance(ifname, str) or not IFNAME_RE.match(ifname)):
         errors.add(_join(path, "interface"), "invalid interface name %r: name the host's NIC (1 to 15 characters, a "
                    "letter first, then letters, digits, '_', '.' or '-')" % (ifname,))
         return
     if not lan["per_member"]:
         errors.add(path, "a host's interface joins a LAN (lans:), not a link: make it a LAN of the two")
         return
-    if ifname in ("lo", names.CONTROL_NETWORK) or ifname.startswith(names.PREFIX) and len(ifname) == 15:
+    if ifname is not None and (ifname in ("lo", names.CONTROL_NETWORK) or ifname.startswith(names.PREFIX)
+                               and len(ifname) == 15):
         errors.add(_join(path, "interface"), "%s is the host's loopback or the testbed's own: name a NIC of the "
                    "host" % ifname)
         return

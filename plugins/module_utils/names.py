@@ -89,6 +89,18 @@ def port_ifb(project, name, host, interface):
     return kernel_prefix(project, name) + "i" + short_hash("ifb/port/%s/%s" % (host, interface), 7)
 
 
+def stack_names(project, name, host, lan):
+    """(stack, port): the veth pair that puts a host's own network stack on a LAN; ``stack``
+    keeps the host's address and routes on the LAN, ``port`` is the bridge's end."""
+    tail = short_hash("stack/%s/%s" % (host, lan), 7)
+    return kernel_prefix(project, name) + "h" + tail, kernel_prefix(project, name) + "g" + tail
+
+
+def is_stack(ifname):
+    """Is ``ifname`` the host end of an experiment's veth to a host's own stack (stack_names)?"""
+    return len(ifname) == 15 and ifname.startswith(PREFIX) and ifname[7] == "h"
+
+
 def alias(project, name, *parts):
     """The readable name stored as the interface alias; the ownership proof for teardown."""
     return "testbed:" + "/".join((project, name) + parts)

@@ -237,6 +237,54 @@ def host_nic(ipr, name):
             "addresses": sorted(attr(a, "IFA_ADDRESS") for a in ipr.get_addr(index=found[0], family=2))}
 
 
+def ensure_stack(ipr, port, dry_run=False):
+    """The host's own stack on a LAN (a planned port with ``stack``): the veth pair ``stack`` -
+    ``interface`` (named with the port's alias, so teardown finds it), ``stack`` up with the
+    planned address and routes; the caller puts ``interface`` on the bridge. Returns the operations."""
+    ops, stack, peer = [], port["stack"], port["interface"]
+    address = "%s/%d" % (port["address"], port["prefixlen"])
+    found = ipr.link_lookup(ifname=stack)
+    if not found:
+        ops.append("create %s for the host's own stack on the LAN (%s)" % (stack, address))
+        if dry_run:
+            return ops + ["%s: route %s via %s" % (stack, r["dest"], r["via"]) for r in port.get("routes") or ()]
+        try:
+            ipr.link("add", ifname=stack, kind="veth", peer=peer)
+            for name in (stack, peer):  # the bridge's end up too: the stack's routes need a carrier
+                ipr.link("set", index=ipr.link_lookup(ifname=name)[0], ifalias=port["alias"], state="up")
+        except NetlinkError as exc:
+            raise NetworkError(describe(exc, "veth %s to the host's stack" % stack))
+        found = ipr.link_lookup(ifname=stack)
+    index = found[0]
+    link = ipr.get_links(index)[0]
+    have = set("%s/%d" % (attr(a, "IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=2))
+    try:
+        if address not in have:
+            if have:
+                ops.append("%s: drop %s" % (stack, ", ".join(sorted(have))))
+            ops.append("%s: address %s" % (stack, address))
+            if not dry_run:
+                for old in sorted(have):
+                    ip, plen = old.split("/")
+                    ipr.addr("del", index=index, address=ip, prefixlen=int(plen))
+                ipr.addr("add", index=index, address=port["address"], prefixlen=port["prefixlen"])
+        if not link["flags"] & 1:
+            if not dry_run:
+                ipr.link("set", index=index, state="up")
+        have_routes = set((attr(r, "RTA_DST"), r["dst_len"], attr(r, "RTA_GATEWAY"))
+                          for r in ipr.get_routes(family=2, oif=index) if attr(r, "RTA_GATEWAY"))
+        for route in port.get("routes") or ():
+            dest, plen = route["dest"].split("/")
+            if (dest, int(plen), route["via"]) in have_routes:
+                continue
+            ops.append("%s: route %s via %s" % (stack, route["dest"], route["via"]))
+            if not dry_run:
+                ipr.route("replace", dst=dest, dst_len=int(plen), gateway=route["via"], oif=index)
+    except NetlinkError as exc:
+        raise NetworkError(describe(exc, "the host's stack on %s (%s)" % (stack, address)))
+    return ops
+
+
 def delete_link(ipr, name):
     try:
         ipr.link("del", index=ipr.link_lookup(ifname=name)[0])

@@ -192,7 +192,10 @@ def check_ports(errors, exp, hosts):
                            % (port["host"], ", ".join(hosts)))
                 continue
             key = (port["host"], port["interface"])
-            if key in seen:
+            if key in seen and port["interface"] is None:
+                errors.add(port["path"], "the own stack of host %s is already on LAN %s: a host's stack joins one "
+                           "LAN of an experiment (its routes reach the others)" % (port["host"], seen[key]))
+            elif key in seen:
                 errors.add(port["path"], "%s of host %s is already on LAN %s: a NIC joins one LAN"
                            % (port["interface"], port["host"], seen[key]))
             seen[key] = lan_name
@@ -213,7 +216,9 @@ def plan_ports(errors, exp, plan, subnets, addresses, previous):
         free = (ip for ip in subnet.hosts() if ip not in taken)
         ports = []
         for port in lan["ports"]:
-            ip, old = port["ip"], before.get((port["host"], port["interface"]))
+            stack, nic = names.stack_names(project, name, port["host"], lan_name) if port["interface"] is None \
+                else (None, port["interface"])
+            ip, old = port["ip"], before.get((port["host"], nic))
             if ip is not None and (ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address)):
                 errors.add(port["path"] + ".ip", "%s is not a host address of the LAN's subnet %s" % (ip, subnet))
                 continue
@@ -231,10 +236,12 @@ def plan_ports(errors, exp, plan, subnets, addresses, previous):
                     errors.add(port["path"], "no address left in %s for this interface: give a larger subnet" % subnet)
                     continue
             taken.add(ip)
-            entry = {"host": port["host"], "interface": port["interface"], "address": str(ip),
+            entry = {"host": port["host"], "interface": nic, "address": str(ip),
                      "prefixlen": subnet.prefixlen, "alias": names.alias(project, name, lan_name, "port", port["host"],
-                                                                           port["interface"]),
-                     "ifb": names.port_ifb(project, name, port["host"], port["interface"]), "routes": []}
+                                                                           nic),
+                     "ifb": names.port_ifb(project, name, port["host"], nic), "routes": []}
+            if stack:  # the host's own stack: a veth pair, ``stack`` has the address, ``interface`` is the bridge's
+                entry["stack"] = stack
             entry.update(attachment_shapes(exp["lans"][lan_name], None, own=port.get("shapes") or {}))
             ports.append(entry)
         plan["lans"][lan_name]["ports"] = ports
@@ -248,7 +255,8 @@ def port_routes(plan):
         for k, port in enumerate(spec.get("ports") or ()):
             pseudo["@%s/%d" % (lan_name, k)] = (port, {
                 "forwarding": False, "routes": [],
-                "interfaces": [{"lan": lan_name, "address": port["address"], "ifname": port["interface"]}]})
+                "interfaces": [{"lan": lan_name, "address": port["address"],
+                                "ifname": port.get("stack") or port["interface"]}]})
     plan["nodes"].update((key, node) for key, (_port, node) in pseudo.items())
     try:
         compute_routes(plan)
@@ -702,10 +710,11 @@ def hosts_entries(plan):
             if k == 0:
                 names_.insert(0, node_name)
             entries.append([iface["address"]] + names_)
-    for spec in plan["lans"].values():  # a host's interface: HOST-NIC, when that is a host name
+    taken = set(plan["nodes"])
+    for spec in plan["lans"].values():  # a host's interface: HOST-NIC (its own stack: HOST), when that is a host name
         for port in spec.get("ports") or ():
-            label = ("%s-%s" % (port["host"], port["interface"])).lower()
-            if HOSTNAME_RE.match(label):
+            label = (port["host"] if port.get("stack") else "%s-%s" % (port["host"], port["interface"])).lower()
+            if HOSTNAME_RE.match(label) and label not in taken and label != "localhost":  # a node's own is 127.0.0.1
                 entries.append([port["address"], label])
     return entries
 

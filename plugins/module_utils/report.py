@@ -361,6 +361,11 @@ def port_lines(plan):
     for lan, spec in sorted((plan.get("lans") or {}).items()):
         for port in spec.get("ports") or ():
             routes = ", ".join("%s via %s" % (r["dest"], r["via"]) for r in port.get("routes") or ())
+            if port.get("stack"):
+                lines.append("host %s on %s: its own stack has %s/%d (%s)%s" % (
+                    port["host"], lan, port["address"], port["prefixlen"], port["stack"],
+                    "; routes " + routes if routes else ""))
+                continue
             lines.append("port %s:%s on %s: the machine behind it takes %s/%d%s" % (
                 port["host"], port["interface"], lan, port["address"], port["prefixlen"],
                 "; routes " + routes if routes else ""))

@@ -362,6 +362,8 @@ class Slice:
                 known.pop(nic)
             for nic, (lan, port) in sorted(wanted.items()):
                 bridge = run.bridges.get(lan)
+                if port.get("stack"):
+                    self._ops(netlink.ensure_stack(ipr, port, self.dry_run))
                 found = netlink.host_nic(ipr, nic)
                 if found is None:
                     raise SliceError("lans.%s: host %s has no interface %s: name one of its NICs (ip link shows them)"
@@ -696,6 +698,9 @@ class Slice:
                 if iface.get("from_node"):
                     wanted.add(iface["ifb"])
         wanted.update(port["ifb"] for _lan, port in self.my_ports().values() if port.get("from_node"))
+        for _lan, port in self.my_ports().values():
+            if port.get("stack"):  # the veth pair to the host's own stack is ours
+                wanted.update((port["stack"], port["interface"]))
         owner = names.alias_prefix(self.project, self.name)
         for link_name, info in sorted(host_links.items()):
             if link_name in wanted:

@@ -90,3 +90,36 @@ def test_a_hosts_nic_joins_a_lan_and_is_given_back_as_it_was(playbooks, machine)
     assert own_links() == links_before
     assert own_rules() == rules_before
     assert not container_ids(PROJECT, NAME)
+
+
+def test_the_hosts_own_stack_joins_a_lan_reaches_the_nodes_and_teardown_removes_it(playbooks):
+    """{host: localhost}: this machine itself takes an address on lan0 (a veth pair of ours, one
+    end on the bridge) and the route to lan1 through the router; teardown removes pair and route."""
+    doc = {"name": NAME + "-stack", "project": PROJECT, "defaults": {"image": BUSYBOX, "augment": "none"},
+           "nodes": {"a": {"command": ["sleep", "3600"]}, "r": {"command": ["sleep", "3600"], "forwarding": True},
+                     "b": {"command": ["sleep", "3600"]}},
+           "lans": {"lan0": {"members": ["a", "r", {"host": "localhost"}], "subnet": "10.78.0.0/24"},
+                    "lan1": {"members": ["r", "b"], "subnet": "10.78.1.0/24"}}}
+    path = playbooks.write(doc)
+    links_before, rules_before = own_links(), own_rules()
+    routes_before = sh("ip", "route").stdout
+    try:
+        out = playbooks.swap_in(path).stdout
+        port, = playbooks.record(PROJECT, NAME + "-stack")["plan"]["lans"]["lan0"]["ports"]
+        assert "host localhost on lan0: its own stack has 10.78.0.3/24 (%s); routes 10.78.1.0/24 via 10.78.0.2" \
+            % port["stack"] in out, out
+        assert "10.78.0.3/24" in sh("ip", "-o", "addr", "show", "dev", port["stack"]).stdout
+        assert "10.78.1.0/24 via 10.78.0.2 dev %s" % port["stack"] in sh("ip", "route").stdout
+        for target in ("10.78.0.1", "10.78.1.2"):  # a, and b behind the router r
+            ping = sh("busybox", "ping", "-c", "2", "-W", "2", "-i", "0.3", target, check=False)
+            assert ping.returncode == 0, (target, ping.stdout)
+        a = container_ids(PROJECT, NAME + "-stack")["a"]
+        assert "10.78.0.3\tlocalhost" not in sh("docker", "exec", a, "cat", "/etc/hosts").stdout  # localhost is the node's
+        again = playbooks.swap_in(path).stdout
+        assert recap_changed(again)["localhost"] == 0, again
+    finally:
+        playbooks.teardown(path)
+    assert own_links() == links_before
+    assert own_rules() == rules_before
+    assert sh("ip", "route").stdout == routes_before
+    assert not container_ids(PROJECT, NAME + "-stack")

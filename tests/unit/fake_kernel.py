@@ -16,6 +16,7 @@ class FakeIPRoute:
     def __init__(self, links=None):
         self.links = {}
         self.fdbs = {}  # index -> set of flooding destinations
+        self.routes = []  # (dst, dst_len, gateway, oif index)
         self.calls = []
         self._next = 2
         for name, spec in (links or {}).items():
@@ -30,11 +31,13 @@ class FakeIPRoute:
     def close(self):
         pass
 
-    def _add(self, ifname, kind=None, alias="", master=None, up=False, addresses=(), **_kw):
+    def _add(self, ifname, kind=None, alias="", master=None, up=False, addresses=(), peer=None, **_kw):
         self.links[ifname] = {"index": self._next, "kind": kind, "alias": alias, "up": up,
                               "master": self.links[master]["index"] if master else None,
                               "addresses": list(addresses)}
         self._next += 1
+        if peer:
+            self._add(peer, kind=kind)
 
     def name_of(self, index):
         return next(name for name, link in self.links.items() if link["index"] == index)
@@ -59,12 +62,31 @@ class FakeIPRoute:
         return [self.links[ifname]["index"]] if ifname in self.links else []
 
     def get_addr(self, index, family=2):
-        return [Msg(attrs=[("IFA_ADDRESS", a)]) for a in self.links[self.name_of(index)]["addresses"]]
+        """Addresses are "A.B.C.D" or "A.B.C.D/len" (a /32 when no length is given)."""
+        return [Msg(prefixlen=int((a.split("/") + ["32"])[1]), attrs=[("IFA_ADDRESS", a.split("/")[0])])
+                for a in self.links[self.name_of(index)]["addresses"]]
+
+    def addr(self, command, index, address, prefixlen):
+        name = self.name_of(index)
+        self.calls.append(("addr " + command, name, {"address": "%s/%d" % (address, prefixlen)}))
+        have = self.links[name]["addresses"]
+        if command == "add":
+            have.append("%s/%d" % (address, prefixlen))
+        else:
+            have.remove("%s/%d" % (address, prefixlen))
+
+    def get_routes(self, family=2, oif=None):
+        return [Msg(dst_len=plen, attrs=[("RTA_DST", dst), ("RTA_GATEWAY", gw), ("RTA_OIF", index)])
+                for dst, plen, gw, index in self.routes if oif in (None, index)]
+
+    def route(self, command, dst, dst_len, gateway, oif):
+        self.calls.append(("route " + command, self.name_of(oif), {"dst": "%s/%d" % (dst, dst_len), "via": gateway}))
+        self.routes = [r for r in self.routes if r[:2] != (dst, dst_len)] + [(dst, dst_len, gateway, oif)]
 
     def link(self, command, index=None, ifname=None, **kw):
         if command == "add":
             self.calls.append(("add", ifname, kw))
-            self._add(ifname, kind=kw.get("kind"))
+            self._add(ifname, kind=kw.get("kind"), peer=kw.get("peer"))
             return
         name = self.name_of(index)
         self.calls.append((command, name, kw))

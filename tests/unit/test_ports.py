@@ -62,7 +62,6 @@ def test_a_lan_without_ports_plans_as_before():
 
 @pytest.mark.parametrize("member, message", [
     ({"host": "h9", "interface": "eth2"}, "lans.lan0.members[2].host: unknown host 'h9'"),
-    ({"host": "h2"}, "lans.lan0.members[2].interface: is required"),
     ({"host": "h2", "interface": "dockercnet"}, "lans.lan0.members[2].interface: dockercnet is the host's loopback"),
     ({"host": "h2", "interface": "bad name"}, "lans.lan0.members[2].interface: invalid interface name"),
     ({"host": "h2", "interface": "eth2", "ip": "10.31.0.5"}, "lans.lan0.members[2].ip: 10.31.0.5 is not a host address"),
@@ -102,3 +101,21 @@ def test_a_hosts_nic_takes_its_own_shaping_over_the_lans_like_a_node_member():
     assert port["from_node"]["rate_bps"] == 2 * 10 ** 6 and port["from_node"]["delay_us"] == 5000
     a, = [i for i in p["nodes"]["a"]["interfaces"] if i["lan"] == "lan0"]
     assert a["to_node"]["rate_bps"] == 10 ** 7  # the nodes keep the LAN's
+
+
+def test_a_hosts_own_stack_on_a_lan_is_a_veth_pair_with_an_address_routes_and_a_name():
+    p = make(doc(["a", "r", {"host": "h2"}]))
+    port, = p["lans"]["lan0"]["ports"]
+    assert (port["stack"], port["interface"]) == names.stack_names("p", "mx", "h2", "lan0")
+    assert port["stack"].startswith(p["kernel_prefix"]) and names.is_stack(port["stack"]) and len(port["interface"]) == 15
+    assert port["address"] == "10.30.0.3" and [(r["dest"], r["via"], r["dev"]) for r in port["routes"]] == [
+        ("10.30.1.0/24", "10.30.0.2", port["stack"])]  # on the host, through its stack's end
+    assert ["10.30.0.3", "h2"] in plan.hosts_entries(p)
+    assert "h2" in p["lans"]["lan0"]["hosts"]
+
+
+def test_a_hosts_stack_joins_one_lan():
+    document = doc(["a", "r", {"host": "h2"}])
+    document["lans"]["lan1"]["members"].append({"host": "h2"})
+    assert errors_of(document) == ["lans.lan1.members[2]: the own stack of host h2 is already on LAN lan0: a host's "
+                                   "stack joins one LAN of an experiment (its routes reach the others)"]

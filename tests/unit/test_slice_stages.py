@@ -113,3 +113,28 @@ def test_an_unusable_nic_is_refused_naming_the_lan(tmp_path, nic, message):
     with pytest.raises(SliceError, match=message):
         sl.stage_ports(run)
     assert (kernel.links.get("eth2") or {}) == before  # refused before the NIC was touched
+
+
+def test_the_hosts_own_stack_joins_its_lan_with_its_address_and_routes(tmp_path):
+    doc = {"name": "st", "project": "p",
+           "nodes": {"a": {"image": BB, "host": "h1"}, "r": {"image": BB, "host": "h1", "forwarding": True},
+                     "b": {"image": BB, "host": "h1"}},
+           "lans": {"lan0": {"members": ["a", "r", {"host": "h1"}], "subnet": "10.31.0.0/24"},
+                    "lan1": {"members": ["r", "b"], "subnet": "10.31.1.0/24"}}}
+    plan = plan_mod.make_plan(doc, ["h1"])
+    port, = plan["lans"]["lan0"]["ports"]
+    kernel, run = FakeIPRoute(), Run(None)
+    sl = slice_on(plan, kernel, tmp_path)
+    sl.stage_networks(run)
+    sl.stage_ports(run)
+    stack, end = port["stack"], port["interface"]
+    assert sl.ops[-4:] == ["create %s for the host's own stack on the LAN (10.31.0.3/24)" % stack,
+                           "%s: address 10.31.0.3/24" % stack, "%s: route 10.31.1.0/24 via 10.31.0.2" % stack,
+                           "attach %s to LAN lan0" % end]
+    assert kernel.links[stack]["addresses"] == ["10.31.0.3/24"] and kernel.links[stack]["up"]
+    assert kernel.master_of(end) == plan["lans"]["lan0"]["bridge"] and kernel.links[end]["alias"] == port["alias"]
+    assert kernel.routes == [("10.31.1.0", 24, "10.31.0.2", kernel.links[stack]["index"])]
+    again = slice_on(plan, kernel, tmp_path)
+    again.stage_networks(run)
+    again.stage_ports(run)
+    assert again.ops == []  # the pair is the experiment's (wanted, not stale) and as planned
