@@ -237,8 +237,7 @@ def plan_ports(errors, exp, plan, subnets, addresses, previous):
                     continue
             taken.add(ip)
             entry = {"host": port["host"], "interface": nic, "address": str(ip),
-                     "prefixlen": subnet.prefixlen, "alias": names.alias(project, name, lan_name, "port", port["host"],
-                                                                           nic),
+                     "prefixlen": subnet.prefixlen, "alias": names.alias(project, name, lan_name, "port", port["host"], nic),
                      "ifb": names.port_ifb(project, name, port["host"], nic), "routes": []}
             if stack:  # the host's own stack: a veth pair, ``stack`` has the address, ``interface`` is the bridge's
                 entry["stack"] = stack

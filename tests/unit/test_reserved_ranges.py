@@ -83,8 +83,8 @@ def test_a_lan_overlapping_a_route_of_the_host_is_a_preflight_problem_naming_lan
 
 def test_another_experiments_lan_on_the_hosts_own_stack_is_a_route_conflict_and_ours_is_not():
     from ansible_collections.testbed.containers.plugins.module_utils import names, preflight
-    ours, _ = names.stack_names("p", "e", "h1", "lan0")
-    theirs, _ = names.stack_names("p", "other", "h1", "lan0")
+    ours = names.stack_names("p", "e", "h1", "lan0")[0]
+    theirs = names.stack_names("p", "other", "h1", "lan0")[0]
     lans = {"lan0": {"kind": "lan", "subnet": "10.9.0.0/24", "hosts": ["h1"], "bridge": names.bridge_name("p", "e", "lan0")}}
     routes = [(ipaddress.ip_network("10.9.0.0/24"), ours), (ipaddress.ip_network("10.9.0.0/24"), names.veth_name("p", "x", "a", "l"))]
     assert preflight.route_conflicts(lans, "h1", routes) == []
