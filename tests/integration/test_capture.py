@@ -23,9 +23,14 @@ def test_capture_of_a_ping_holds_its_icmp_packets(playbooks, tmp_path):
     try:
         playbooks.swap_in(path)
         for node, extra in (("a", ["-e", "filter=icmp"]), ("all", ["-e", "filter=icmp and host 10.9.8.2"])):
-            sh(DOCKER, "exec", "-d", "tb_%s_capture_a" % PROJECT, "ping", "-c", "15", "-i", "0.2", "10.9.8.2")
-            proc = playbooks.run("capture", path, extra=["-e", "node=%s" % node, "-e", "lan=lan0", "-e", "seconds=3",
-                                                         "-e", "dest=%s" % dest] + extra)
+            # the ping outlasts the playbook's start on a loaded machine (a 3 s ping once ended before the capture
+            # began); it is stopped once the capture is back
+            sh(DOCKER, "exec", "-d", "tb_%s_capture_a" % PROJECT, "ping", "-w", "60", "-i", "0.2", "10.9.8.2")
+            try:
+                proc = playbooks.run("capture", path, extra=["-e", "node=%s" % node, "-e", "lan=lan0",
+                                                             "-e", "seconds=3", "-e", "dest=%s" % dest] + extra)
+            finally:
+                sh(DOCKER, "exec", "tb_%s_capture_a" % PROJECT, "killall", "ping", check=False)
             pcaps = sorted(p for p in os.listdir(str(dest)) if "-%s-lan0-" % node in p)
             assert len(pcaps) == 1, (os.listdir(str(dest)), proc.stdout)
             text = subprocess.run(["tcpdump", "-n", "-r", str(dest / pcaps[0])], stdout=subprocess.PIPE,
