@@ -380,11 +380,15 @@ def test_capture_and_link_events_for_a_node_on_a_remote_host(testbed_hosts, tmp_
         c1, c2 = rec["n1"]["container"], rec["n2"]["container"]
         assert ping(sim, "tbhost1", c1, "n2")[0]
         # capture on n2's attachment, on tbhost2, while n1 pings it
-        sim.exec("tbhost1", "docker", "exec", "-d", c1, "ping", "-c", "20", "-i", "0.2", "n2")
+        # the ping outlasts the playbook's start on a loaded machine; stopped once the capture is back
+        sim.exec("tbhost1", "docker", "exec", "-d", c1, "ping", "-w", "60", "-i", "0.2", "n2")
         dest = tmp_path / "pcaps"
         dest.mkdir()
-        out = play("capture", "-e", "node=n2", "-e", "lan=lan0", "-e", "seconds=3", "-e", "filter=icmp",
-                   "-e", "dest=%s" % dest).stdout
+        try:
+            out = play("capture", "-e", "node=n2", "-e", "lan=lan0", "-e", "seconds=3", "-e", "filter=icmp",
+                       "-e", "dest=%s" % dest).stdout
+        finally:
+            sim.exec("tbhost1", "docker", "exec", c1, "killall", "ping", check=False)
         assert "of tbhost2 in" in out, out[-2000:]
         pcaps = os.listdir(str(dest))
         assert len(pcaps) == 1, pcaps
