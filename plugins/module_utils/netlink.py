@@ -247,7 +247,8 @@ def ensure_stack(ipr, port, dry_run=False):
     if not found:
         ops.append("create %s for the host's own stack on the LAN (%s)" % (stack, address))
         if dry_run:
-            return ops + ["%s: route %s via %s" % (stack, r["dest"], r["via"]) for r in port.get("routes") or ()]
+            return ops + ["%s: address %s" % (stack, address)] + [
+                "%s: route %s via %s" % (stack, r["dest"], r["via"]) for r in port.get("routes") or ()]
         try:
             ipr.link("add", ifname=stack, kind="veth", peer=peer)
             for name in (stack, peer):  # the bridge's end up too: the stack's routes need a carrier

@@ -365,6 +365,9 @@ class Slice:
                 if port.get("stack"):
                     self._ops(netlink.ensure_stack(ipr, port, self.dry_run))
                 found = netlink.host_nic(ipr, nic)
+                if found is None and port.get("stack") and self.dry_run:  # check mode: the pair is not made
+                    self._op("attach %s to LAN %s" % (nic, lan))
+                    continue
                 if found is None:
                     raise SliceError("lans.%s: host %s has no interface %s: name one of its NICs (ip link shows them)"
                                      % (lan, self.host, nic))

@@ -124,9 +124,14 @@ def test_the_hosts_own_stack_joins_its_lan_with_its_address_and_routes(tmp_path)
     plan = plan_mod.make_plan(doc, ["h1"])
     port, = plan["lans"]["lan0"]["ports"]
     kernel, run = FakeIPRoute(), Run(None)
+    dry = slice_on(plan, kernel, tmp_path, dry_run=True)
+    dry.stage_networks(run)
+    dry.stage_ports(run)
+    assert kernel.links == {}  # check mode: nothing made
     sl = slice_on(plan, kernel, tmp_path)
     sl.stage_networks(run)
     sl.stage_ports(run)
+    assert dry.ops == sl.ops  # and it lists what the real run then does
     stack, end = port["stack"], port["interface"]
     assert sl.ops[-4:] == ["create %s for the host's own stack on the LAN (10.31.0.3/24)" % stack,
                            "%s: address 10.31.0.3/24" % stack, "%s: route 10.31.1.0/24 via 10.31.0.2" % stack,
