@@ -34,7 +34,18 @@ LIMIT_KEYS = ("cpu_shares", "blkio_weight")
 # Node settings of the container itself (model.py checks them): in a node's plan, and (but
 # LIMIT_KEYS) in its settings hash, only when the node sets them, so plans and nodes made before
 # they existed stay as they were.
-CONTAINER_KEYS = ("entrypoint", "user", "workdir", "binds", "cap_add", "sysctls", "labels", "ports") + LIMIT_KEYS
+CONTAINER_KEYS = ("entrypoint", "user", "workdir", "binds", "cap_add", "cap_drop", "sysctls", "labels",
+                  "ports") + LIMIT_KEYS
+# The capabilities Docker gives a container (moby's oci/caps DefaultCapabilities).
+DOCKER_DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP",
+                       "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE")
+# The capabilities the testbed's own services of each augmentation level need, kept when a node
+# drops capabilities (cap_drop): basic's supervisor switches to the image's USER (SETUID, SETGID,
+# setgroups) and signals the application's process group (KILL); full's accounts service makes
+# homes owned by their users and writes into them (CHOWN, FOWNER, DAC_OVERRIDE) and its dropbear
+# listens on port 22 (NET_BIND_SERVICE), reads users' keys and gives their terminals to them.
+LEVEL_CAPS = {"none": (), "basic": ("KILL", "SETGID", "SETUID"),
+              "full": ("CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "NET_BIND_SERVICE", "SETGID", "SETUID")}
 # Host paths no node may bind: they hold the host, the engine or other experiments (a node with
 # /var/run/docker.sock or /var/lib/testbed would reach beyond itself).
 HOST_ONLY_PATHS = ("/", "/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker", "/var/lib/containerd",

@@ -362,6 +362,19 @@ def update_limits(cli, container_id, changes):
     return warnings, refused
 
 
+def capabilities(node, testbed_caps):
+    """(cap_add, cap_drop) of a node's container: Docker's default set, plus the testbed's
+    ``testbed_caps`` and the node's cap_add, less its cap_drop but for what its augmentation
+    level's services need (defaults.LEVEL_CAPS); ``ALL`` drops every other one."""
+    drop, keep = node.get("cap_drop") or [], defaults.LEVEL_CAPS.get(node["augment"], ())
+    add = [c for c in list(testbed_caps) + list(node.get("cap_add") or ()) if c not in drop]
+    if "ALL" in drop:  # the testbed's own too: only what the node adds back and its level needs
+        add = list(node.get("cap_add") or ()) + list(keep)
+        return [c for i, c in enumerate(add) if c not in add[:i]], ["ALL"]
+    return [c for i, c in enumerate(add) if c not in add[:i]], [
+        c for c in drop if c in defaults.DOCKER_DEFAULT_CAPS and c not in keep and c not in add]
+
+
 def add_container_settings(kwargs, node):
     """The node's own container settings (model.NODE_KEYS beyond the testbed's): binds, added
     capabilities, sysctls, labels, published ports, and for a node that is not augmented its
@@ -373,8 +386,9 @@ def add_container_settings(kwargs, node):
     for volume in node.get("volumes") or ():
         kwargs["mounts"].append(docker.types.Mount(volume["target"], volume["volume"], type="volume",
                                                    read_only=volume["read_only"]))
-    if node.get("cap_add"):
-        kwargs["cap_add"] = list(kwargs["cap_add"]) + [c for c in node["cap_add"] if c not in kwargs["cap_add"]]
+    kwargs["cap_add"], drop = capabilities(node, kwargs["cap_add"])
+    if drop:
+        kwargs["cap_drop"] = drop
     if node.get("sysctls"):
         kwargs["sysctls"] = dict(node["sysctls"], **kwargs["sysctls"])
     if node.get("labels"):

@@ -116,8 +116,8 @@ def _parse_network(errors, path, value):
 
 
 NODE_KEYS = ("image", "command", "forwarding", "cpus", "memory", "pids", "cpu_shares", "blkio_weight", "augment", "host",
-             "env", "start", "restart", "entrypoint", "user", "workdir", "binds", "volumes", "cap_add", "sysctls", "labels",
-             "ports", "depends_on")
+             "env", "start", "restart", "entrypoint", "user", "workdir", "binds", "volumes", "cap_add", "cap_drop", "sysctls",
+             "labels", "ports", "depends_on")
 VOLUME_KEYS = ("name", "source", "path", "read_only", "keep")
 # The node's resource limits (a node's own, else ``defaults:``): a change of them is a docker
 # update of the running node, not a recreate (engine.limit_changes).
@@ -134,6 +134,10 @@ NODE_CAP_ADD = ("NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "NET_BROADCAST", "IP
                 "SYS_RESOURCE", "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID",
                 "SETUID", "SETPCAP", "SETFCAP", "MKNOD", "SYS_CHROOT", "IPC_OWNER", "LEASE", "WAKE_ALARM",
                 "BLOCK_SUSPEND")
+# Capabilities a node may drop (``ALL``, or any of its set: Docker's default set and the testbed's
+# NET_ADMIN, NET_RAW); those its augmentation level's own services need are kept
+# (augment.LEVEL_CAPS).
+NODE_CAP_DROP = ("ALL",) + defaults.DOCKER_DEFAULT_CAPS + ("NET_ADMIN",)
 # Per-node sysctls: the network namespace's own (net.*, except the few the testbed sets) and the
 # IPC namespace's (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*), which Docker namespaces.
 SYSCTL_RE = re.compile(r"^(net\.[a-z0-9_.-]+|kernel\.(msgmax|msgmnb|msgmni|sem|shmall|shmmax|shmmni|shm_rmid_forced)"
@@ -484,8 +488,27 @@ def _check_volumes(errors, path, spec, node, targets):
         node["volumes"].append({"name": name, "target": target, "read_only": read_only is True, "keep": keep is True})
 
 
+def _check_caps(errors, path, caps, allowed, refusal, hint):
+    """A list of capability names (any case, with or without CAP_) among ``allowed``: the names
+    as the engine spells them, once each."""
+    if caps is None:
+        return []
+    if not isinstance(caps, list):
+        errors.add(path, "must be a list of capability names such as NET_ADMIN")
+        return []
+    found = []
+    for i, cap in enumerate(caps):
+        name = cap.upper()[4:] if isinstance(cap, str) and cap.upper().startswith("CAP_") else \
+            (cap.upper() if isinstance(cap, str) else cap)
+        if name not in allowed:
+            errors.add("%s[%d]" % (path, i), "%r %s: use one of %s %s" % (cap, refusal, ", ".join(allowed), hint))
+        elif name not in found:
+            found.append(name)
+    return found
+
+
 def _check_container_keys(errors, path, spec, node):
-    """binds, volumes, cap_add, sysctls, labels, ports: settings of the node's container."""
+    """binds, volumes, cap_add, cap_drop, sysctls, labels, ports: settings of the node's container."""
     binds = spec.get("binds") or []
     node["binds"] = []
     if not isinstance(binds, list):
@@ -509,19 +532,15 @@ def _check_container_keys(errors, path, spec, node):
         targets.add(target)
         node["binds"].append({"source": source, "target": target, "read_only": mode == "ro"})
     _check_volumes(errors, path, spec, node, targets)
-    caps = spec.get("cap_add") or []
-    node["cap_add"] = []
-    if not isinstance(caps, list):
-        errors.add(_join(path, "cap_add"), "must be a list of capability names such as NET_ADMIN")
-        caps = []
-    for i, cap in enumerate(caps):
-        name = cap.upper()[4:] if isinstance(cap, str) and cap.upper().startswith("CAP_") else \
-            (cap.upper() if isinstance(cap, str) else cap)
-        if name not in NODE_CAP_ADD:
-            errors.add("%s[%d]" % (_join(path, "cap_add"), i), "%r is not a capability a node may add: use one of %s "
-                       "(capabilities that reach beyond the node are refused)" % (cap, ", ".join(NODE_CAP_ADD)))
-        elif name not in node["cap_add"]:
-            node["cap_add"].append(name)
+    node["cap_add"] = _check_caps(errors, _join(path, "cap_add"), spec.get("cap_add"), NODE_CAP_ADD,
+                                  "is not a capability a node may add", "(capabilities that reach beyond the node are "
+                                  "refused)")
+    node["cap_drop"] = _check_caps(errors, _join(path, "cap_drop"), spec.get("cap_drop"), NODE_CAP_DROP,
+                                   "is not a capability of a node", "(ALL drops every one but those its "
+                                   "augmentation level needs)")
+    for i, name in enumerate(node["cap_drop"]):
+        if name in node["cap_add"]:
+            errors.add("%s[%d]" % (_join(path, "cap_drop"), i), "%s is in cap_add too: name it in one of them" % name)
     sysctls = spec.get("sysctls") or {}
     node["sysctls"] = {}
     if not isinstance(sysctls, dict):

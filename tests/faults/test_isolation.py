@@ -2,8 +2,12 @@
 privilege beyond its capability set; and a fork bomb in one node stops at its pids limit while
 a node of another experiment on the same host keeps answering."""
 import json
+import subprocess
+import time
 
-from helpers import BUSYBOX, DOCKER, dexec, ping, sh
+from ansible_collections.testbed.containers.plugins.module_utils import defaults
+
+from helpers import BUSYBOX, DEBIAN, DOCKER, dexec, ping, sh
 
 PROJECT = "isotest"
 # Docker's default set plus NET_ADMIN (the experimenter's own routing, tc and iptables inside
@@ -76,3 +80,54 @@ def test_a_fork_bomb_stops_at_the_pids_limit_and_the_neighbour_keeps_answering(p
     finally:
         playbooks.teardown(bomb)
         playbooks.teardown(other)
+
+
+def test_cap_drop_all_leaves_each_level_what_its_services_need_and_they_work(playbooks, tmp_path):
+    """cap_drop: [ALL] at each level: PID 1 holds only the level's own set (defaults.LEVEL_CAPS),
+    and the level's services still work: a full node's dropbear logs a user in to their home,
+    a basic node's supervisor runs the application as the node's user and its start command,
+    a plain node with two capabilities dropped keeps the rest."""
+    key = str(tmp_path / "id")
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+    with open(key + ".pub") as f:
+        pub = f.read().strip()
+    doc = {"name": "capdrop", "project": PROJECT, "users": [{"name": "alice", "ssh_keys": [pub]}],
+           "nodes": {"f": {"image": DEBIAN, "augment": "full", "command": ["sleep", "infinity"], "cap_drop": ["ALL"]},
+                     "b": {"image": BUSYBOX, "augment": "basic", "command": ["sleep", "infinity"], "user": "nobody",
+                           "start": "echo started > /tmp/started", "cap_drop": ["ALL"]},
+                     "n": {"image": BUSYBOX, "augment": "none", "command": ["sleep", "infinity"],
+                           "cap_drop": ["MKNOD", "SETFCAP"]}},
+           "lans": {"lan0": {"members": ["f", "b", "n"]}}}
+    path = playbooks.write(doc)
+    try:
+        playbooks.swap_in(path)
+        assert capabilities(cname("capdrop", "f")) == set(defaults.LEVEL_CAPS["full"])
+        assert capabilities(cname("capdrop", "b")) == set(defaults.LEVEL_CAPS["basic"])
+        assert capabilities(cname("capdrop", "n")) == EXPECTED_CAPS - {"MKNOD", "SETFCAP"}
+        # full: alice logs in through the node's own dropbear, to her home
+        entry = [e for e in playbooks.record(PROJECT, "capdrop")["nodes"] if e["node"] == "f"][0]
+        deadline, proc = time.time() + 30, None
+        while time.time() < deadline:
+            proc = subprocess.run(["ssh", "-p", str(entry["ssh_port"]), "-i", key, "-o", "IdentitiesOnly=yes",
+                                   "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                                   "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
+                                   "alice@localhost", "id -un; cd; pwd"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, universal_newlines=True, timeout=30, check=False)
+            if proc.returncode == 0:
+                break
+            time.sleep(0.5)
+        assert proc.returncode == 0 and proc.stdout.split() == ["alice", "/home/alice"], (proc.stdout, proc.stderr)
+        # basic: the application runs as nobody, the start command ran (as root, with the set left)
+        users = sh(DOCKER, "top", cname("capdrop", "b"), "-o", "user,args").stdout
+        assert any(line.split()[0] in ("nobody", "65534") and "sleep infinity" in line
+                   for line in users.splitlines()), users
+        deadline = time.time() + 20
+        while dexec(cname("capdrop", "b"), "cat", "/tmp/started", check=False).stdout.strip() != "started":
+            assert time.time() < deadline, sh(DOCKER, "logs", cname("capdrop", "b"), check=False).stdout
+            time.sleep(0.5)
+        # and the nodes reach each other on their LAN
+        for src, dst in (("f", "b"), ("b", "n")):
+            ok, out = ping(cname("capdrop", src), dst)
+            assert ok, (src, dst, out)
+    finally:
+        playbooks.teardown(path)

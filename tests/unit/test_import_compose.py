@@ -717,3 +717,24 @@ def test_weights_outside_dockers_range_are_errors(tmp_path):
         line_of(text, "cpu_shares")
     assert only(notes, "error", "blkio_config.weight 'high' of service a is not a whole number").line == \
         line_of(text, "weight")
+
+
+def test_cap_drop_is_carried_over_and_the_levels_needs_are_kept(tmp_path):
+    text, doc, notes = convert_text(tmp_path, """\
+        services:
+          a:
+            image: alpine:3
+            cap_drop: [ALL]
+            cap_add: [NET_BIND_SERVICE]
+          b:
+            image: alpine:3
+            cap_drop: [cap_mknod, NET_BIND_SERVICE, SYS_ADMIN]
+            cap_add: [NET_BIND_SERVICE]
+        """)
+    a, b = doc["nodes"]["a"], doc["nodes"]["b"]
+    assert a["cap_drop"] == ["ALL"] and a["cap_add"] == ["NET_BIND_SERVICE"]
+    assert only(notes, "info", "cap_drop ALL: the node keeps KILL, SETGID, SETUID").line == line_of(text, "[ALL]")
+    assert b["cap_drop"] == ["MKNOD"]
+    assert only(notes, "info", "cap_drop NET_BIND_SERVICE is in cap_add too").line == line_of(text, "cap_mknod")
+    assert only(notes, "warning", "cap_drop SYS_ADMIN is not a capability of a node").line == line_of(text, "cap_mknod")
+    model.validate(doc)  # and it is a valid experiment

@@ -17,7 +17,7 @@ HOSTS = ["h1", "h2"]
 TUNNELS = {"h1": {"tunnel_address": "192.0.2.1"}, "h2": {"tunnel_address": "192.0.2.2"}}
 HINT = model.NAME_HINT
 IMG = {"image": "img"}
-NODE_KEYS = ("augment, binds, blkio_weight, cap_add, command, cpu_shares, cpus, depends_on, entrypoint, env, forwarding, host, image, "
+NODE_KEYS = ("augment, binds, blkio_weight, cap_add, cap_drop, command, cpu_shares, cpus, depends_on, entrypoint, env, forwarding, host, image, "
              "labels, memory, pids, ports, restart, start, sysctls, user, volumes, workdir")
 TOP_KEYS = "addressing, defaults, events, lans, links, name, nodes, placement, project, routing, ssh_keys, storage, users"
 

@@ -118,3 +118,42 @@ def test_member_shaping_replaces_the_lans_for_that_member():
     # links take per-direction keys (A_to_B), not per-member ones
     assert errors_of(doc(links={"l": {"endpoints": [{"node": "a", "delay": "1ms"}, "b"]}}))[0].startswith(
         "links.l.endpoints[0].delay: unknown key")
+
+
+def caps_of(node):
+    p = plan.make_plan(doc(node), ["h"])
+    kwargs, _digest = engine.container_spec(p, "a", "sha256:1", "/tmp/hosts")
+    return kwargs["cap_add"], kwargs.get("cap_drop")
+
+
+def test_cap_drop_keeps_what_the_augmentation_level_needs():
+    # no cap_drop: Docker's default set plus the testbed's NET_ADMIN, NET_RAW, nothing dropped
+    assert caps_of({}) == (["NET_ADMIN", "NET_RAW"], None)
+    # single capabilities: dropped, but those the level's services need stay
+    assert caps_of({"augment": "none", "cap_drop": ["mknod", "CAP_SETUID", "NET_RAW"]}) == (
+        ["NET_ADMIN"], ["MKNOD", "SETUID", "NET_RAW"])
+    assert caps_of({"augment": "basic", "cap_drop": ["MKNOD", "SETUID", "NET_ADMIN"]}) == (["NET_RAW"], ["MKNOD"])
+    # ALL: only what the node adds back and what its level needs
+    assert caps_of({"augment": "none", "cap_drop": ["ALL"]}) == ([], ["ALL"])
+    assert caps_of({"augment": "none", "cap_drop": ["ALL"], "cap_add": ["NET_BIND_SERVICE"]}) == (
+        ["NET_BIND_SERVICE"], ["ALL"])
+    assert caps_of({"augment": "basic", "cap_drop": ["ALL"]}) == (["KILL", "SETGID", "SETUID"], ["ALL"])
+    assert caps_of({"augment": "full", "cap_drop": ["ALL", "NET_RAW"], "cap_add": ["SYS_NICE"]}) == (
+        ["SYS_NICE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "NET_BIND_SERVICE", "SETGID", "SETUID"], ["ALL"])
+    # in the plan and the settings hash only when set: a node without it is recreated by nothing
+    p = plan.make_plan(doc({"cap_drop": ["MKNOD"]}), ["h"])
+    assert p["nodes"]["a"]["cap_drop"] == ["MKNOD"] and "cap_drop" not in p["nodes"]["b"]
+    assert "cap_drop" in engine.node_settings(p, "a", "sha256:1", "/tmp/hosts")
+    assert "cap_drop" not in engine.node_settings(p, "b", "sha256:1", "/tmp/hosts")
+
+
+@pytest.mark.parametrize("node,want", [
+    ({"cap_drop": ["SYS_ADMIN"]}, "nodes.a.cap_drop[0]: 'SYS_ADMIN' is not a capability of a node: use one of ALL, "),
+    ({"cap_drop": "MKNOD"}, "nodes.a.cap_drop: must be a list of capability names"),
+    ({"cap_drop": ["MKNOD", "SYS_NICE"], "cap_add": ["SYS_NICE"]},
+     "nodes.a.cap_drop[1]: 'SYS_NICE' is not a capability of a node"),
+    ({"cap_drop": ["NET_RAW"], "cap_add": ["NET_RAW"]}, "nodes.a.cap_drop[0]: NET_RAW is in cap_add too"),
+])
+def test_bad_cap_drop_names_the_field(node, want):
+    got = errors_of(doc(node))
+    assert any(e.startswith(want) for e in got), got

@@ -7,7 +7,7 @@ What becomes what:
 
 - ``services`` -> nodes, named after the service (``image``, ``command``, ``entrypoint``,
   ``environment`` + ``env_file``, ``volumes`` (bind mounts) -> ``binds``, ``working_dir`` ->
-  ``workdir``, ``user``, ``cap_add``, ``sysctls``, ``labels``, ``ports``, ``restart``, CPU and
+  ``workdir``, ``user``, ``cap_add``, ``cap_drop``, ``sysctls``, ``labels``, ``ports``, ``restart``, CPU and
   memory limits, ``pids_limit``);
 - ``networks`` -> LANs named after the network (``ipam.config[].subnet`` -> ``subnet``, a
   service's ``ipv4_address`` -> its member ``ip``, ``interface_name`` -> its ``interface``);
@@ -436,6 +436,30 @@ def add_cap(node, cap, notes, line, what):
         caps.append(name)
 
 
+def drop_cap(node, cap, notes, line):
+    """compose's cap_drop: the node's, but for a capability it adds too (compose adds after it
+    drops, so the add wins) and those its augmentation level needs (kept: an info note)."""
+    from ansible_collections.testbed.containers.plugins.module_utils import defaults, model
+    name = str(cap).strip().upper()
+    if name.startswith("CAP_"):
+        name = name[4:]
+    if name not in model.NODE_CAP_DROP:
+        notes.warn(line, "cap_drop %s is not a capability of a node (%s): not carried over"
+                   % (name, ", ".join(model.NODE_CAP_DROP)))
+        return
+    if name in (node.get("cap_add") or ()):
+        notes.info(line, "cap_drop %s is in cap_add too: compose keeps it, and so does the node" % name)
+        return
+    kept = [c for c in defaults.LEVEL_CAPS.get(node.get("augment") or model.DEFAULT_AUGMENT, ())
+            if name in ("ALL", c)]
+    if kept:
+        notes.info(line, "cap_drop %s: the node keeps %s, which its augmentation's services need"
+                   % (name, ", ".join(kept)))
+    caps = node.setdefault("cap_drop", [])
+    if name not in caps:
+        caps.append(name)
+
+
 def add_label(node, key, value, notes, line):
     key = str(key)
     if key.startswith("testbed."):
@@ -506,7 +530,6 @@ SERVICE_WARN = {
     "profiles": "the service is imported as a node (compose starts it only when one of its profiles is enabled)",
     "secrets": "bind the secret's file with a volume instead",
     "configs": "bind the config's file with a volume instead",
-    "cap_drop": "dropping capabilities is not carried over",
     "dns": "DNS settings are the testbed's",
     "dns_search": "DNS settings are the testbed's",
     "dns_opt": "DNS settings are the testbed's",
@@ -567,7 +590,7 @@ SERVICE_ERROR = {
     "uts": "the UTS namespace is the node's own: uts cannot be honoured",
 }
 SERVICE_KEYS = ("image", "build", "command", "entrypoint", "environment", "env_file", "volumes", "working_dir",
-                "user", "hostname", "cap_add", "sysctls", "labels", "depends_on", "deploy", "cpus", "mem_limit",
+                "user", "hostname", "cap_add", "cap_drop", "sysctls", "labels", "depends_on", "deploy", "cpus", "mem_limit",
                 "pids_limit", "restart", "ports", "container_name", "networks", "pid", "ipc", "scale", "cpu_shares",
                 "blkio_config")
 NETWORK_WARN = {
@@ -752,6 +775,8 @@ class _Compose:
                        "testbed names containers (the node is %s)" % (sname, node_name))
         for i, cap in enumerate(_as_list(spec.get("cap_add"))):
             add_cap(node, cap, notes, self.line(*base + ("cap_add", i)), "cap_add")
+        for i, cap in enumerate(_as_list(spec.get("cap_drop"))):
+            drop_cap(node, cap, notes, self.line(*base + ("cap_drop", i)))
         self.key_values(spec.get("sysctls"), base + ("sysctls",), lambda k, v, line: add_sysctl(
             node, k, v, notes, line, "sysctl"))
         self.key_values(spec.get("labels"), base + ("labels",), lambda k, v, line: add_label(node, k, v, notes, line))
