@@ -17,7 +17,9 @@ description:
     answers, C(iptables) is installed, and the kernel has each feature in O(features).
   - Kernel features are probed by creating and deleting a throwaway object of each kind.
   - Fails with a message naming the host, each missing feature and the kernel option that
-    provides it. Changes nothing.
+    provides it. Changes nothing, but for the agent with O(agent).
+  - With O(agent), once the checks pass, also runs the host agent as M(testbed.containers.host_agent)
+    does (one module run less per host in a swap-in).
 requirements:
   - docker (Docker SDK for Python)
   - pyroute2
@@ -36,8 +38,13 @@ options:
   host:
     description: The inventory name of this host, as the plan names it.
     type: str
+  agent:
+    description: Also run the host agent (M(testbed.containers.host_agent) with O(control)) once the checks pass.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - testbed.containers.common.control
   - testbed.containers.common
 attributes:
   check_mode:
@@ -55,19 +62,30 @@ docker_version:
   description: The Docker engine's version.
   returned: success
   type: str
+operations:
+  description: What was done to run the agent (with O(agent)).
+  returned: success
+  type: list
+  elements: str
+agent_pid:
+  description: The agent's pid (with O(agent)).
+  returned: success
+  type: int
 """
 
 import platform
+import sys
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.testbed.containers.plugins.module_utils import engine, netlink, preflight
+from ansible_collections.testbed.containers.plugins.module_utils import agent, control, engine, netlink, preflight
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(features=dict(type="list", elements="str", default=["bridge", "veth"]),
-                           lans=dict(type="dict", default={}), host=dict(type="str")),
+                           lans=dict(type="dict", default={}), host=dict(type="str"),
+                           agent=dict(type="bool", default=False), control=dict(type="dict")),
         supports_check_mode=True,
     )
     host = platform.node()
@@ -82,7 +100,14 @@ def main():
     if problems:
         module.fail_json(msg="host %s cannot realize this experiment: %s" % (host, "; ".join(problems)),
                          problems=problems)
-    module.exit_json(changed=False, docker_version=version)
+    if not module.params["agent"]:
+        module.exit_json(changed=False, docker_version=version)
+    cfg = control.settings(module.params["control"])
+    try:
+        ops = agent.ensure_running(cfg, sys.executable, module.check_mode)
+    except Exception as exc:
+        module.fail_json(msg="host agent: %s" % exc)
+    module.exit_json(changed=bool(ops), operations=ops, docker_version=version, agent_pid=agent.agent_pid(cfg))
 
 
 if __name__ == "__main__":
