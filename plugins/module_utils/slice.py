@@ -943,6 +943,29 @@ BOOT_POLL_SECONDS = 0.25
 RESTART_SETTLE_SECONDS = 3
 
 
+def run(params, check_mode):
+    """What module experiment_slice does with its parameters: converge the host's slice (and
+    wait for its nodes to boot when ``boot_timeout`` is given) or tear it down. Returns
+    (operations, the module's other results, warnings)."""
+    workers = max(1, params["workers"])
+    if params["state"] != "present":
+        plan = params["plan"] or {}
+        ops = teardown(params["project"] or plan.get("project"), params["name"] or plan.get("name"),
+                       params["state_dir"], check_mode, workers, params["control"], params["lock_timeout"])
+        return ops, {}, []
+    slice_ = Slice(params["plan"], params["host"], params["state_dir"], check_mode, workers, params["control"],
+                   params["public_address"], params["registry"], params["lock_timeout"])
+    record = slice_.converge()
+    extra = {"record": record, "dead": slice_.dead, "timings": slice_.timings}
+    warnings = list(slice_.warnings) + ["node %s is dead: %s" % (node, reason)
+                                        for node, reason in sorted(slice_.dead.items())]
+    if params["boot_timeout"] is not None:
+        nodes, waited = wait_booted(slice_.project, slice_.name, params["state_dir"],
+                                    0 if check_mode else max(0, params["boot_timeout"]))
+        extra["status"] = {"nodes": list(nodes.values()), "boot_waited": round(waited, 2)}
+    return slice_.ops, extra, warnings
+
+
 def wait_booted(project, name, state_dir=DEFAULT_STATE_DIR, timeout=0, poll=BOOT_POLL_SECONDS, with_resources=True):
     """The status of the slice once every node is booted or dead, or ``timeout`` seconds passed
     (then the nodes still running are not booted: the report says so), with (``with_resources``)

@@ -128,7 +128,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.testbed.containers.plugins.module_utils import engine, images, netlink
-from ansible_collections.testbed.containers.plugins.module_utils.slice import Slice, teardown, wait_booted
+from ansible_collections.testbed.containers.plugins.module_utils.slice import run as slice_run
 
 
 def main():
@@ -158,28 +158,11 @@ def main():
         module.fail_json(msg=missing_required_lib("pyroute2"))
     params = module.params
     try:
-        if params["state"] == "present":
-            slice_ = Slice(params["plan"], params["host"], params["state_dir"], module.check_mode,
-                           max(1, params["workers"]), params["control"], params["public_address"],
-                           params["registry"], params["lock_timeout"])
-            record = slice_.converge()
-            ops, extra = slice_.ops, {"record": record, "dead": slice_.dead, "timings": slice_.timings}
-            for warning in slice_.warnings:
-                module.warn(warning)
-            for node, reason in sorted(slice_.dead.items()):
-                module.warn("node %s is dead: %s" % (node, reason))
-            if params["boot_timeout"] is not None:
-                timeout = 0 if module.check_mode else max(0, params["boot_timeout"])
-                nodes, waited = wait_booted(slice_.project, slice_.name, params["state_dir"], timeout)
-                extra["status"] = {"nodes": list(nodes.values()), "boot_waited": round(waited, 2)}
-        else:
-            plan = params["plan"] or {}
-            project = params["project"] or plan.get("project")
-            name = params["name"] or plan.get("name")
-            ops, extra = teardown(project, name, params["state_dir"], module.check_mode, max(1, params["workers"]),
-                                  params["control"], params["lock_timeout"]), {}
+        ops, extra, warnings = slice_run(params, module.check_mode)
     except Exception as exc:
         module.fail_json(msg="%s: %s" % (params["host"], exc), exception=traceback.format_exc())
+    for warning in warnings:
+        module.warn(warning)
     module.exit_json(changed=bool(ops), operations=ops, diff={"before": "", "after": "\n".join(ops)}, **extra)
 
 
