@@ -366,6 +366,19 @@ def check_names(event, nodes, lans, path="event", experiment=None):
         _fail(path, "node %s is not on %s (its LANs: %s)" % (node, lan, ", ".join(theirs) or "none"))
 
 
+def plan_event(plan, text):
+    """One event as module experiment_event takes it: (its description, its actions per host).
+    A refused event without a space was most likely split by Ansible's -e key=value: say so."""
+    try:
+        event = parse(text)
+        return describe(event), resolve(plan, event)
+    except EventError as exc:
+        if " " in text.strip():
+            raise
+        raise EventError(str(exc) + " (quote the event: -e \"event='link lan0 down'\"; Ansible splits -e key=value "
+                         "at spaces)")
+
+
 def resolve(plan, event, path="event"):
     """Host -> [action] for ``event`` on the experiment ``plan`` (make_plan's, or the recorded one).
 

@@ -67,6 +67,18 @@ class HostEvents:
             getattr(self, "_" + action["op"])(action)
         return started
 
+    def result(self, actions, not_before=None):
+        """apply, as module experiment_event returns it: changed, host, operations, when the
+        actions started, how late (with ``not_before``), an exec's exit code and output."""
+        started = self.apply(actions, not_before)
+        result = dict(changed=bool(self.ops) and not self.dry_run, host=self.host, operations=self.ops,
+                      applied_at=started)
+        if not_before:
+            result["late"] = round(max(0.0, started - not_before), 3)
+        if self.rc is not None:
+            result.update(rc=self.rc, output=self.output)
+        return result
+
     def _lock(self, what):
         return slice_mod.file_lock(self.paths.lock, self.lock_timeout, what,
                                    "experiment %s/%s" % (self.plan["project"], self.plan["name"]))

@@ -62,6 +62,22 @@ def append_event(record_dir, project, name, entry):
     return path
 
 
+def log_event(record_dir, plan, event, at, results, actions, dry_run=False):
+    """The controller's part of an event: append it and its hosts' results to the experiment's
+    event log and, when it changed links or shaping everywhere, the record's plan. Returns
+    (the entry, the hosts where it failed)."""
+    from ansible_collections.testbed.containers.plugins.module_utils import events
+    entry, failed = event_entry(event, at, results)
+    if dry_run:
+        return entry, failed
+    append_event(record_dir, plan["project"], plan["name"], entry)
+    record = read_record(record_dir, plan["project"], plan["name"])
+    if record and not failed and any(a["op"] in ("link", "shape") for acts in actions.values() for a in acts):
+        record["plan"] = events.apply_to_plan(record["plan"], actions)
+        write_record(record_dir, record)
+    return entry, failed
+
+
 def event_entry(event, at, results):
     """The log entry of an applied event from each host's result (the registered results of the
     experiment_event calls): when it started, how late, ok or failed, and each host's

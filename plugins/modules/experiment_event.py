@@ -138,21 +138,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.testbed.containers.plugins.module_utils import events, report
 
 
-def log(module, event, actions):
-    """The controller's part: append the event and its results to the log, update the record."""
-    p = module.params
-    plan = p["plan"]
-    entry, failed = report.event_entry(event, p["at"], p["results"])
-    if module.check_mode:
-        return entry, failed
-    report.append_event(p["record_dir"], plan["project"], plan["name"], entry)
-    record = report.read_record(p["record_dir"], plan["project"], plan["name"])
-    if record and not failed and any(a["op"] in ("link", "shape") for acts in actions.values() for a in acts):
-        record["plan"] = events.apply_to_plan(record["plan"], actions)
-        report.write_record(p["record_dir"], record)
-    return entry, failed
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -173,16 +158,13 @@ def main():
     )
     p = module.params
     try:
-        parsed = events.parse(p["event"])
-        actions = events.resolve(p["plan"], parsed)
+        text, actions = events.plan_event(p["plan"], p["event"])
     except events.EventError as exc:
-        hint = "" if " " in p["event"].strip() else (
-            " (quote the event: -e \"event='link lan0 down'\"; Ansible splits -e key=value at spaces)")
-        module.fail_json(msg=str(exc) + hint)
-    text = events.describe(parsed)
+        module.fail_json(msg=str(exc))
     out = {"event": text, "hosts": list(actions), "actions": actions}
     if p["results"] is not None:
-        entry, failed = log(module, text, actions)
+        entry, failed = report.log_event(p["record_dir"], p["plan"], text, p["at"], p["results"], actions,
+                                         module.check_mode)
         module.exit_json(changed=not module.check_mode, entry=entry, line=report.event_line(entry), failed_hosts=failed,
                          **out)
     if not p["host"]:
@@ -191,17 +173,11 @@ def main():
     applier = operate.HostEvents(p["plan"], p["host"], p["state_dir"], p["control"], p["lock_timeout"],
                                  module.check_mode, p["stop_timeout"])
     try:
-        started = applier.apply(actions.get(p["host"], []), p["not_before"])
+        result = applier.result(actions.get(p["host"], []), p["not_before"])
     except Exception as exc:  # every failure is the event's: shown and logged, never a traceback alone
         module.fail_json(msg="%s: %s: %s" % (p["host"], text, exc), host=p["host"], operations=applier.ops,
                          exception=traceback.format_exc(), **out)
-    result = dict(out, changed=bool(applier.ops) and not module.check_mode, host=p["host"], operations=applier.ops,
-                  applied_at=started)
-    if p["not_before"]:
-        result["late"] = round(max(0.0, started - p["not_before"]), 3)
-    if applier.rc is not None:
-        result.update(rc=applier.rc, output=applier.output)
-    module.exit_json(**result)
+    module.exit_json(**dict(out, **result))
 
 
 if __name__ == "__main__":

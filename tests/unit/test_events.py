@@ -440,3 +440,33 @@ def test_a_plan_without_events_has_no_events_key():
     assert "events" not in make_plan(doc(), HOSTS, host_vars=HOST_VARS)
     assert "events" not in make_plan(doc(events=[]), HOSTS, host_vars=HOST_VARS)
     assert "events" not in make_plan(doc(events=None), HOSTS, host_vars=HOST_VARS)
+
+
+def test_plan_event_describes_and_resolves_and_hints_at_ansibles_split(plan):
+    text, actions = events.plan_event(plan, "link lan0   down")
+    assert text == "link lan0 down" and sorted(actions) == ["h1", "h2"]
+    with pytest.raises(events.EventError) as exc:
+        events.plan_event(plan, "link")
+    assert "(quote the event: -e \"event='link lan0 down'\"" in str(exc.value)
+    with pytest.raises(events.EventError) as exc:
+        events.plan_event(plan, "link lan7 down")
+    assert "quote the event" not in str(exc.value) and "lan7" in str(exc.value)
+
+
+def test_log_event_appends_it_and_changes_the_recorded_plan_only_when_it_worked(plan, tmp_path):
+    from ansible_collections.testbed.containers.plugins.module_utils import report
+    record = {"project": plan["project"], "name": plan["name"], "plan": plan}
+    report.write_record(str(tmp_path), record)
+    _text, actions = events.plan_event(plan, "link lan0 down")
+    ok = [{"host": h, "applied_at": 1.0, "operations": ["x"]} for h in actions]
+    entry, failed = report.log_event(str(tmp_path), plan, "link lan0 down", 1.0, ok, actions, dry_run=True)
+    assert failed == {} and not (tmp_path / plan["project"]).joinpath("%s.events.jsonl" % plan["name"]).exists()
+    assert report.read_record(str(tmp_path), plan["project"], plan["name"]) == record  # check mode: nothing
+    report.log_event(str(tmp_path), plan, "link lan0 down", 1.0, ok, actions)
+    after = report.read_record(str(tmp_path), plan["project"], plan["name"])["plan"]
+    assert after == events.apply_to_plan(plan, actions) and after != plan
+    bad = [dict(ok[0]), {"host": "h2", "failed": True, "msg": "h2: no interface"}]
+    _entry, failed = report.log_event(str(tmp_path), after, "link lan0 up", 2.0, bad, actions)
+    assert failed == {"h2": "h2: no interface"}
+    assert report.read_record(str(tmp_path), plan["project"], plan["name"])["plan"] == after  # unchanged
+    assert len(report.read_events(str(tmp_path), plan["project"], plan["name"])) == 2
