@@ -76,9 +76,19 @@ def start_hogs(memory):
     hold = int(memory_bytes(memory) * 0.8) >> 20
     cpus = os.cpu_count() or 1
     docker("exec", "-d", HOG, "sh", "-c", "for i in $(seq %d); do (while :; do :; done) & done; wait" % cpus)
-    # tail keeps the last line of its input: a line of `hold` MiB of zeros stays in its memory
-    docker("exec", "-d", HOG, "sh", "-c", "head -c %dM /dev/zero | tail > /dev/null; sleep infinity" % hold)
+    # tail keeps the last line of its input in memory: `hold` MiB of zeros with no newline, and an
+    # input that never ends (sleep keeps the pipe open)
+    docker("exec", "-d", HOG, "sh", "-c", "(head -c %dM /dev/zero; sleep infinity) | tail > /dev/null" % hold)
     docker("exec", "-d", HOG, "sh", "-c", "b() { b | b & }; b")
+
+
+def usage():
+    """The hog node's CPU (per cent of one CPU), resident memory and processes, from docker top
+    (docker stats reads nothing on some cgroup setups)."""
+    lines = docker("top", HOG, "-o", "pid,pcpu,rss").splitlines()[1:]
+    cpu = sum(float(line.split()[1]) for line in lines)
+    rss = sum(int(line.split()[2]) for line in lines) / 1024.0
+    return "CPU %.0f%% of one CPU, %.0f MiB resident, %d processes" % (cpu, rss, len(lines))
 
 
 def measure(seconds):
@@ -125,8 +135,7 @@ def main():
         idle = phase("A idle", args.rounds, args.seconds)
         start_hogs(args.memory)
         time.sleep(3)
-        stats = docker("stats", "--no-stream", "--format", "{{.CPUPerc}} {{.MemUsage}} {{.PIDs}}", HOG).strip()
-        print("A's hog: CPU, memory, pids: %s" % stats)
+        print("A's hog: %s" % usage())
         busy = phase("A hogging", args.rounds, args.seconds)
         tput, rtt = change(idle[0], busy[0]), change(idle[1], busy[1])
         print("| B's figure (median of %d) | A idle | A hogging | change |" % args.rounds)
