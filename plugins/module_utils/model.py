@@ -136,7 +136,7 @@ NODE_CAP_ADD = ("NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "NET_BROADCAST", "IP
                 "BLOCK_SUSPEND")
 # Capabilities a node may drop (``ALL``, or any of its set: Docker's default set and the testbed's
 # NET_ADMIN, NET_RAW); those its augmentation level's own services need are kept
-# (augment.LEVEL_CAPS).
+# (defaults.LEVEL_CAPS, engine.capabilities).
 NODE_CAP_DROP = ("ALL",) + defaults.DOCKER_DEFAULT_CAPS + ("NET_ADMIN",)
 # Per-node sysctls: the network namespace's own (net.*, except the few the testbed sets) and the
 # IPC namespace's (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*), which Docker namespaces.

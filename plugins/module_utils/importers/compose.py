@@ -422,10 +422,14 @@ def add_sysctl(node, name, value, notes, line, what):
     node.setdefault("sysctls", {})[name] = value
 
 
-def add_cap(node, cap, notes, line, what):
+def cap_name(cap):
+    """A capability as the engine spells it: upper case, without CAP_."""
     name = str(cap).strip().upper()
-    if name.startswith("CAP_"):
-        name = name[4:]
+    return name[4:] if name.startswith("CAP_") else name
+
+
+def add_cap(node, cap, notes, line, what):
+    name = cap_name(cap)
     allowed = allowed_caps()
     if allowed is not None and name not in allowed:
         notes.error(line, "%s %s reaches beyond the node: it cannot be granted on a shared testbed (allowed: %s)"
@@ -440,9 +444,7 @@ def drop_cap(node, cap, notes, line):
     """compose's cap_drop: the node's, but for a capability it adds too (compose adds after it
     drops, so the add wins) and those its augmentation level needs (kept: an info note)."""
     from ansible_collections.testbed.containers.plugins.module_utils import defaults, model
-    name = str(cap).strip().upper()
-    if name.startswith("CAP_"):
-        name = name[4:]
+    name = cap_name(cap)
     if name not in model.NODE_CAP_DROP:
         notes.warn(line, "cap_drop %s is not a capability of a node (%s): not carried over"
                    % (name, ", ".join(model.NODE_CAP_DROP)))
