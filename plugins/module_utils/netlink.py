@@ -89,7 +89,16 @@ def link_info(msg):
         "up": bool(msg["flags"] & 1),
         "link": attr(msg, "IFLA_LINK"),
         "mtu": attr(msg, "IFLA_MTU"),
+        # a veth whose peer is in another namespace: the id of that namespace, seen from this one
+        "netnsid": attr(msg, "IFLA_LINK_NETNSID"),
     }
+
+
+def attached(link):
+    """Is this host end (a link_info, or None) a veth whose other end is in another namespace (a
+    node's)? The two ends of a veth exist together, and a namespace that goes takes its ends with
+    it: a node whose host ends are all attached has its interfaces."""
+    return link is not None and link["kind"] == "veth" and link["netnsid"] is not None
 
 
 def links(ipr):

@@ -1000,8 +1000,13 @@ def add_resources(report, pids):
         report[node]["resources"] = used
 
 
-def _read_status(project, name, state_dir):
-    """(node -> status entry, node -> pid of the running ones)."""
+def _read_status(project, name, state_dir, workers=8):
+    """(node -> status entry, node -> pid of the running ones).
+
+    A node's interfaces are read from the host side, in one link dump for the whole slice (not a
+    netns entry per node): an interface is there when its host end is, with its peer in another
+    namespace (a veth's two ends live and die together, and a node's namespace takes its ends
+    with it when it goes). The running nodes' processes are inspected ``workers`` at a time."""
     paths = Paths(state_dir, project, name)
     record = read_record(paths)
     if record is None:
@@ -1009,14 +1014,20 @@ def _read_status(project, name, state_dir):
     plan = record["plan"]
     cli = engine.client()
     actual = engine.list_nodes(cli, project, name)
+    mine = slice_of(plan, record["host"])
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        found = dict(zip(mine, pool.map(lambda n: engine.container_pid(actual[n]) if n in actual else None, mine)))
+    host_links = {}
+    if any(pid is not None for pid in found.values()):
+        with netlink.IPRoute() as ipr:
+            host_links = netlink.owned_links(ipr, plan["kernel_prefix"])
     report, pids = {}, {}
-    for node_name in slice_of(plan, record["host"]):
+    for node_name in mine:
         node = plan["nodes"][node_name]
-        ctr = actual.get(node_name)
+        ctr, pid = actual.get(node_name), found[node_name]
         entry = {"node": node_name, "host": record["host"], "container": node["container"],
                  "addresses": ["%s/%d" % (i["address"], i["prefixlen"]) for i in node["interfaces"]],
                  "interfaces": dict((i["ifname"], i["lan"]) for i in node["interfaces"])}
-        pid = engine.container_pid(ctr) if ctr is not None else None
         if pid is None:
             entry["state"] = "dead"
             entry["reason"] = engine.exit_reason(ctr) if ctr is not None else \
@@ -1024,12 +1035,7 @@ def _read_status(project, name, state_dir):
             if ctr is not None:
                 entry["log"] = engine.log_tail(ctr, LOG_TAIL_LINES)
         else:
-            try:
-                with netlink.node_netns(pid) as ns:
-                    have = netlink.links(ns)
-            except netlink.NetworkError:  # it exited just now: shown dead by the next look
-                have = {}
-            plumbed = all(i["ifname"] in have for i in node["interfaces"])
+            plumbed = all(netlink.attached(host_links.get(i["veth"])) for i in node["interfaces"])
             if node.get("augment", "none") != "none":
                 try:
                     st = augment.read_status(pid)

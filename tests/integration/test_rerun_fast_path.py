@@ -3,6 +3,8 @@
 attached again, a restarted node (new process) is plumbed again in full."""
 from helpers import BUSYBOX, DOCKER, dexec, ping, recap_changed, sh
 
+from ansible_collections.testbed.containers.plugins.module_utils import slice as slice_mod
+
 PROJECT = "fastpath"
 
 
@@ -42,5 +44,14 @@ def test_no_change_rerun_skips_plumbing_but_repairs_a_detached_host_end(playbook
         assert "10.31.0." in addrs, addrs
         ok, out = ping(nodes["a"]["container"], "b", count=2)
         assert ok, out
+
+        # status reads the interfaces from the host side, in one dump: an interface deleted inside
+        # a node takes its host end with it, and the node is running, not booted
+        states = slice_mod.status(PROJECT, "fp", playbooks.state_dir, with_resources=False)
+        assert [states[n]["state"] for n in ("a", "b")] == ["booted", "booted"], states
+        dexec(nodes["a"]["container"], "ip", "link", "del", "eth1")
+        states = slice_mod.status(PROJECT, "fp", playbooks.state_dir, with_resources=False)
+        assert [states[n]["state"] for n in ("a", "b")] == ["running", "booted"], states
+        assert host_end not in sh("ip", "-o", "link").stdout
     finally:
         playbooks.teardown(path)
