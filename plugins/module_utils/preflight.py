@@ -244,6 +244,32 @@ def check_host(features, lans, host):
     return problems, version
 
 
+# --- the stamp of a passed preflight (the host role skips the next one with the same inputs) ----
+STAMP_FILE = "preflight.stamp"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def stamp_text(stamp, boot_id):
+    """What the stamp file holds: the kernel's boot id and the digest of the checks' inputs (filter
+    preflight_key), the line the host role's probe compares with its own."""
+    return "%s %s\n" % (boot_id.strip(), stamp)
+
+
+def write_stamp(host_dir, stamp, dry_run=False):
+    """Stamp a passed preflight (nothing without a ``stamp``, or in dry run)."""
+    if not stamp or dry_run:
+        return
+    files.atomic_write(os.path.join(host_dir, STAMP_FILE), stamp_text(stamp, files.read_text(BOOT_ID) or "?"),
+                       durable=False)
+
+
+def clear_stamp(host_dir):
+    try:
+        os.unlink(os.path.join(host_dir, STAMP_FILE))
+    except OSError:
+        pass
+
+
 def blkio_weight_problems(host, why):
     """The preflight's words when the engine cannot apply the nodes' blkio_weight on ``host``
     (``why``: resources.blkio_weight_problem, None when it can): refused before any node exists,

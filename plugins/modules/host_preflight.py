@@ -42,6 +42,13 @@ options:
     description: Also run the host agent (M(testbed.containers.host_agent) with O(control)) once the checks pass.
     type: bool
     default: false
+  stamp:
+    description:
+      - Once the host passed (and its agent runs, with O(agent)), write this digest (filter
+        C(testbed.containers.preflight_key) of the checks' inputs) with the kernel's boot id to the host's
+        C(preflight.stamp) in the control settings' C(host_dir), so the host role can skip the next preflight
+        with the same inputs (docs/performance.md). A failed preflight removes the stamp. Not written in check mode.
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - testbed.containers.common.control
@@ -85,7 +92,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(features=dict(type="list", elements="str", default=["bridge", "veth"]),
                            lans=dict(type="dict", default={}), host=dict(type="str"),
-                           agent=dict(type="bool", default=False), control=dict(type="dict")),
+                           agent=dict(type="bool", default=False), control=dict(type="dict"),
+                           stamp=dict(type="str")),
         supports_check_mode=True,
     )
     host = platform.node()
@@ -97,16 +105,20 @@ def main():
                                                  module.params["host"] or host)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    cfg = control.settings(module.params["control"])
     if problems:
+        preflight.clear_stamp(cfg["host_dir"])
         module.fail_json(msg="host %s cannot realize this experiment: %s" % (host, "; ".join(problems)),
                          problems=problems)
     if not module.params["agent"]:
+        preflight.write_stamp(cfg["host_dir"], module.params["stamp"], module.check_mode)
         module.exit_json(changed=False, docker_version=version)
-    cfg = control.settings(module.params["control"])
     try:
         ops = agent.ensure_running(cfg, sys.executable, module.check_mode)
     except Exception as exc:
+        preflight.clear_stamp(cfg["host_dir"])
         module.fail_json(msg="host agent: %s" % exc)
+    preflight.write_stamp(cfg["host_dir"], module.params["stamp"], module.check_mode)
     module.exit_json(changed=bool(ops), operations=ops, docker_version=version, agent_pid=agent.agent_pid(cfg))
 
 

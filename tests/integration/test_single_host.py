@@ -101,6 +101,12 @@ def test_three_nodes_ping_across_lans_by_name_and_teardown_leaves_nothing(playbo
     assert not os.path.exists(os.path.join(playbooks.record_dir, PROJECT, "ping.json"))
 
 
+def preflight_result(output):
+    """ok, changed or skipping: how the host role's preflight task ended on localhost."""
+    after = output.split("TASK [testbed.containers.host : Check the Docker engine", 1)[1]
+    return after.split("\n", 2)[1].split(":", 1)[0]
+
+
 def test_second_run_changes_nothing(playbooks):
     path = playbooks.write(three_nodes("idem"))
     try:
@@ -111,6 +117,13 @@ def test_second_run_changes_nothing(playbooks):
         assert recap_changed(second) == {"localhost": 0}, second
         assert "operations: []" in second, second
         assert container_ids(PROJECT, "idem") == ids
+        # the host passed this preflight since it booted, its agent runs: the re-run skips it; without
+        # the stamp (or with another experiment's LANs) it runs again, and stamps the host again
+        assert preflight_result(second) == "skipping", second
+        os.unlink("/var/lib/testbed/preflight.stamp")
+        third = playbooks.swap_in(path).stdout
+        assert preflight_result(third) == "ok" and recap_changed(third) == {"localhost": 0}, third
+        assert os.path.exists("/var/lib/testbed/preflight.stamp")
     finally:
         playbooks.teardown(path)
 
