@@ -214,6 +214,7 @@ import platform
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.testbed.containers.plugins.module_utils import pki, registry
+from ansible_collections.testbed.containers.plugins.module_utils.modules import operations_diff
 
 
 def main():
@@ -257,8 +258,7 @@ def main():
     except registry.RegistryError as exc:
         module.fail_json(msg="%s: registry %s: %s" % (host, module.params["name"], exc))
     if module._diff:
-        result["diff"] = {"before": "", "after": "".join("%s\n" % op for op in result["operations"]),
-                          "after_header": "operations"}
+        result["diff"] = operations_diff(result["operations"])
     module.exit_json(**result)
 
 

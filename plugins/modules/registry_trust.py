@@ -94,11 +94,10 @@ operations:
   elements: str
 """
 
-import platform
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.testbed.containers.plugins.module_utils import trust
+from ansible_collections.testbed.containers.plugins.module_utils.modules import exit_converged
 
 
 def main():
@@ -116,16 +115,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    host = platform.node()
-    try:
-        changed, ops, result = trust.converge(dry_run=module.check_mode, warn=module.warn, **module.params)
-    except ValueError as exc:
-        module.fail_json(msg="%s: %s" % (host, exc))
-    except trust.TrustError as exc:
-        module.fail_json(msg="%s: %s" % (host, exc), operations=exc.operations)
-    if module._diff:
-        result["diff"] = {"before": "", "after": "".join("%s\n" % op for op in ops), "after_header": "operations"}
-    module.exit_json(changed=changed, **result)
+    exit_converged(module, trust.converge, trust.TrustError, warn=module.warn, **module.params)
 
 
 if __name__ == "__main__":
