@@ -770,6 +770,23 @@ def load_and_plan(path, hosts, record_dir=None, host_vars=None, registry_address
     return make_plan(doc, hosts, previous, controller_keys(), host_vars, controller_user(), registry_address), notes
 
 
+def plan_task(path, hosts, record_dir=None, host_vars=None, registry_address=None, format=None,
+              import_options=None):  # pylint: disable=redefined-builtin
+    """What the task experiment_plan returns (its module and its action plugin, which runs it on
+    the controller without a module process): (result, warnings); ExperimentError when invalid."""
+    import time
+    from ansible_collections.testbed.containers.plugins.module_utils import report
+
+    started = time.time()
+    plan, notes = load_and_plan(path, hosts, record_dir, host_vars, registry_address, format, import_options)
+    warnings = [str(note) for note in notes if note.level == "warning"] + list(storage_warnings(plan))
+    record = (report.read_record(record_dir, plan["project"], plan["name"]) if record_dir else None) or {}
+    result = dict(changed=False, plan=plan, project=plan["project"], name=plan["name"],
+                  import_notes=[n.as_dict() for n in notes], changed_nodes=changed_nodes(plan, record.get("plan")),
+                  seconds=round(time.time() - started, 3))
+    return result, warnings
+
+
 def changed_nodes(plan, previous):
     """host -> how many of its nodes are new or planned differently than in ``previous`` (the
     recorded plan of the last swap-in, or None): what a converge there has to create or recreate

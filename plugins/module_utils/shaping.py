@@ -159,13 +159,28 @@ def read_ingress(ipr, index: int, snapshot: Optional[Mapping[int, list]] = None
     return kind, filters
 
 
-def _link(ipr, name: str):
+def _link(ipr, name: str, links: Optional[Mapping[str, Any]] = None):
+    """What shaping needs of the link ``name`` (None when it does not exist): from ``links`` (a
+    :func:`link_snapshot`) when given, else one netlink request."""
+    if links is not None:
+        return links.get(name)
     try:
         msg = ipr.link("get", ifname=name)[0]
     except NetlinkError as exc:
         if exc.code == errno.ENODEV:
             return None
         raise
+    return _link_state(msg)
+
+
+def link_snapshot(ipr) -> Dict[str, Any]:
+    """Every link of the namespace as :func:`_link` gives it, keyed by name, from one dump. Like
+    :func:`qdisc_snapshot` it stays valid across :func:`apply` calls for different veths: each
+    touches only its veth and that veth's IFB."""
+    return dict((msg.get_attr("IFLA_IFNAME"), _link_state(msg)) for msg in ipr.get_links())
+
+
+def _link_state(msg):
     info = msg.get_attr("IFLA_LINKINFO")
     return {
         "index": msg["index"],
@@ -239,7 +254,7 @@ def _converge_egress(ipr, index: int, ifname: str, shape: Shape, dry_run: bool, 
 
 def apply(ipr, veth_name: str, to_node: Shape, from_node: Shape, dry_run: bool = False,
           alias: Optional[str] = None, snapshot: Optional[Mapping[int, list]] = None,
-          ifb: Optional[str] = None) -> List[str]:
+          ifb: Optional[str] = None, links: Optional[Mapping[str, Any]] = None) -> List[str]:
     """Converge the shaping of the attachment whose host end is ``veth_name``.
 
     ``to_node`` shapes traffic the host sends into the node (egress of the veth), ``from_node``
@@ -247,28 +262,30 @@ def apply(ipr, veth_name: str, to_node: Shape, from_node: Shape, dry_run: bool =
     ``ifb_name(veth_name)``, which gets ``alias`` as its alias so teardown can recognise it). Only what differs is changed;
     returns the operations done (or, with ``dry_run``, to be done); [] when nothing differs.
     ``snapshot`` (from :func:`qdisc_snapshot`, taken before) spares a qdisc dump per call;
-    it stays valid across calls for different veths, as each call touches only its own.
+    it stays valid across calls for different veths, as each call touches only its own; so does
+    ``links`` (from :func:`link_snapshot`), which spares the link requests.
     """
     to_node, from_node = as_shape(to_node), as_shape(from_node)
-    veth = _link(ipr, veth_name)
+    veth = _link(ipr, veth_name, links)
     if veth is None:
         raise ShapingError("%s: no such interface to shape" % veth_name)
     if snapshot is None:
         snapshot = qdisc_snapshot(ipr)
     ops = _converge_egress(ipr, veth["index"], veth_name, to_node, dry_run, snapshot)
     ops.extend(_converge_from_node(ipr, veth, veth_name, from_node, dry_run, alias, snapshot,
-                                   ifb or ifb_name(veth_name)))
+                                   ifb or ifb_name(veth_name), links))
     return ops
 
 
 def apply_many(ipr, attachments: Sequence[Mapping[str, Any]], dry_run: bool = False) -> List[str]:
-    """:func:`apply` for many attachments with one qdisc dump; each item has ``veth`` and
-    optionally ``to_node``, ``from_node`` (Shape, mapping or None), ``alias`` and ``ifb``."""
+    """:func:`apply` for many attachments with one qdisc dump and one link dump; each item has
+    ``veth`` and optionally ``to_node``, ``from_node`` (Shape, mapping or None), ``alias`` and ``ifb``."""
     snapshot = qdisc_snapshot(ipr)
+    links = link_snapshot(ipr) if attachments else None
     ops = []
     for item in attachments:
         ops.extend(apply(ipr, item["veth"], item.get("to_node"), item.get("from_node"), dry_run=dry_run,
-                         alias=item.get("alias"), snapshot=snapshot, ifb=item.get("ifb")))
+                         alias=item.get("alias"), snapshot=snapshot, ifb=item.get("ifb"), links=links))
     return ops
 
 
@@ -306,8 +323,8 @@ def _converge_ifb(ipr, name: str, ifb, alias: Optional[str], dry_run: bool) -> T
 
 
 def _converge_from_node(ipr, veth, veth_name, shape: Shape, dry_run: bool, alias: Optional[str],
-                        snapshot, name: str) -> List[str]:
-    ifb = _link(ipr, name)
+                        snapshot, name: str, links: Optional[Mapping[str, Any]] = None) -> List[str]:
+    ifb = _link(ipr, name, links)
     if ifb is not None and ifb["kind"] != "ifb":
         raise ShapingError("%s: exists and is a %s, not an IFB: refusing to take it over" % (name, ifb["kind"]))
     if ifb is not None and alias is not None and ifb["alias"] not in ("", alias):

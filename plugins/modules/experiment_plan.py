@@ -124,44 +124,33 @@ seconds:
   type: float
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.testbed.containers.plugins.module_utils import report
 from ansible_collections.testbed.containers.plugins.module_utils.model import ExperimentError
-from ansible_collections.testbed.containers.plugins.module_utils.plan import changed_nodes, load_and_plan, storage_warnings
+from ansible_collections.testbed.containers.plugins.module_utils.plan import plan_task
+
+# Shared with the action plugin of the same name (plugins/action/experiment_plan.py), which runs
+# the planning in the controller's own process: the module runs only where the action does not.
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    hosts=dict(type="list", elements="str", required=True),
+    record_dir=dict(type="path", default="~/.testbed/experiments"),
+    host_vars=dict(type="dict", default={}),
+    registry_address=dict(type="str"),
+    format=dict(type="str", choices=["native", "ns", "clab", "compose"]),
+    import_options=dict(type="dict", default={}),
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            hosts=dict(type="list", elements="str", required=True),
-            record_dir=dict(type="path", default="~/.testbed/experiments"),
-            host_vars=dict(type="dict", default={}),
-            registry_address=dict(type="str"),
-            format=dict(type="str", choices=["native", "ns", "clab", "compose"]),
-            import_options=dict(type="dict", default={}),
-        ),
-        supports_check_mode=True,
-    )
-    started = time.time()
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        plan, notes = load_and_plan(module.params["path"], module.params["hosts"], module.params["record_dir"],
-                                    module.params["host_vars"], module.params["registry_address"], module.params["format"],
-                                    module.params["import_options"])
+        result, warnings = plan_task(**module.params)
     except ExperimentError as exc:
         module.fail_json(msg="invalid experiment %s:\n%s" % (module.params["path"], exc), errors=exc.errors)
-    for note in notes:
-        if note.level == "warning":
-            module.warn(str(note))
-    for warning in storage_warnings(plan):
+    for warning in warnings:
         module.warn(warning)
-    record = report.read_record(module.params["record_dir"], plan["project"], plan["name"]) or {}
-    module.exit_json(changed=False, plan=plan, project=plan["project"], name=plan["name"],
-                     import_notes=[n.as_dict() for n in notes], changed_nodes=changed_nodes(plan, record.get("plan")),
-                     seconds=round(time.time() - started, 3))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

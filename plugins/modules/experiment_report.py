@@ -110,21 +110,23 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.testbed.containers.plugins.module_utils import report
 
 
+# Shared with the action plugin of the same name (plugins/action/experiment_report.py), which
+# merges the record in the controller's own process: the module runs only where the action does not.
+ARGUMENT_SPEC = dict(
+    plan=dict(type="dict", required=True),
+    statuses=dict(type="list", elements="list", default=[]),
+    record_dir=dict(type="path", default="~/.testbed/experiments"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    write=dict(type="bool", default=True),
+    boot_timeout=dict(type="int"),
+    timings=dict(type="list", elements="dict", default=[]),
+    plan_seconds=dict(type="float"),
+    capacity=dict(type="dict"),
+)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            plan=dict(type="dict", required=True),
-            statuses=dict(type="list", elements="list", default=[]),
-            record_dir=dict(type="path", default="~/.testbed/experiments"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            write=dict(type="bool", default=True),
-            boot_timeout=dict(type="int"),
-            timings=dict(type="list", elements="dict", default=[]),
-            plan_seconds=dict(type="float"),
-            capacity=dict(type="dict"),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     changed, _ops, result = report.converge_record(dry_run=module.check_mode, **module.params)
     module.exit_json(changed=changed, **result)
 
