@@ -13,7 +13,10 @@ playbooks/experiment.yml`` and ``playbooks/teardown.yml`` against their inventor
 0. warm-up: one node per host (packing 1), swapped in and torn down once, so that the first
    contact with each host (agent start, control network) is not charged to a scenario;
 1. **1 host x N**: N nodes with an inventory of the first host only;
-2. **H hosts x N**: H*N nodes with ``placement: {packing: N}`` on the whole inventory.
+2. **H hosts x N**: H*N nodes with ``placement: {packing: N}`` on the whole inventory; with
+   ``--balanced`` no packing (the default placement spreads them by the hosts' capacity), and
+   ``--extra-nodes K`` adds K nodes (``--hosts 10 --nodes-per-host 50 --balanced --extra-nodes 1``
+   is the 501-node case).
 
 Both experiments are the same shape: nodes ``n1``.. on LANs of about 10 members (a size that
 does not divide N, so some LANs span hosts over VXLAN in scenario 2), ``augment: none``, command
@@ -396,6 +399,10 @@ def main(argv=None):
     parser.add_argument("--plan-hosts", type=int, default=25, help="hosts of the planning benchmark (25)")
     parser.add_argument("--plan-max-nodes", type=int, default=200, help="max_nodes per host there (200)")
     parser.add_argument("--plan-repeat", type=int, default=3, help="runs of each planning step (3)")
+    parser.add_argument("--balanced", action="store_true",
+                        help="no packing in the H-host scenario: the default placement spreads the nodes by capacity")
+    parser.add_argument("--extra-nodes", type=int, default=0,
+                        help="nodes added to the H-host scenario (1 with --hosts 10 --nodes-per-host 50: the issue's 501)")
     parser.add_argument("--tasks", action="store_true",
                         help="time each Ansible task (a callback plugin) and print where each phase goes")
     parser.add_argument("--plan-only", action="store_true", help="only the planning benchmark (no Docker)")
@@ -443,8 +450,11 @@ def main(argv=None):
                 rows.append(bench.scenario("1 host x %d" % n, experiment_doc("one", n, size, packing=n),
                                            bench.one_host_inventory, sim.names[:1], packing=n))
                 if h > 1:
-                    rows.append(bench.scenario("%d hosts x %d" % (h, n), experiment_doc("multi", n * h, size, packing=n),
-                                               sim.inventory, sim.names, packing=n))
+                    packing = None if args.balanced else n
+                    label = "%d hosts x %d%s" % (h, n, " (balanced)" if args.balanced else "")
+                    rows.append(bench.scenario(label, experiment_doc("multi", n * h + args.extra_nodes, size,
+                                                                     packing=packing),
+                                               sim.inventory, sim.names, packing=packing))
                 tasks = bench.tasks
                 failed = False
             finally:
