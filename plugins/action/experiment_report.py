@@ -5,29 +5,21 @@
 own process.
 
 The record is the controller's (its record_dir, default ~/.testbed/experiments): the module ran
-there anyway, paying a module process (packing, a new interpreter, imports, the plan and the
-statuses through JSON both ways) for a merge of a few milliseconds. The action validates the
-module's argument spec and calls the same function (report.converge_record), check mode
-included."""
+there anyway, paying a module process for a merge of milliseconds, with the plan and the
+statuses through JSON both ways (plugin_utils/controller_action.py). Check mode included."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.testbed.containers.plugins.module_utils import report
 from ansible_collections.testbed.containers.plugins.modules.experiment_report import ARGUMENT_SPEC
+from ansible_collections.testbed.containers.plugins.plugin_utils.controller_action import ControllerAction
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        changed, _ops, merged = report.converge_record(dry_run=bool(self._play_context.check_mode), **args)
-        result.update(merged)
-        result["changed"] = changed
-        return result
+    def work(self, args, check_mode):
+        changed, _ops, result = report.converge_record(dry_run=check_mode, **args)
+        return dict(result, changed=changed)
