@@ -306,7 +306,9 @@ class Bench:
         recap = RECAP.findall(text)
         changed = dict((host, int(ch)) for host, _ok, ch, _u, _f in recap)
         if not recap or any(changed.values()):
-            raise RuntimeError("%s: the no-change re-run changed something: %s\n%s" % (label, changed, text[-5000:]))
+            tasks = re.findall(r"^TASK \[([^\]]*)\][^\n]*\n(?:(?!TASK \[)[^\n]*\n)*?changed: \[([^\]]*)\]", text, re.M)
+            raise RuntimeError("%s: the no-change re-run changed something: %s; tasks: %s\n%s"
+                               % (label, changed, sorted(set(tasks)), text[-3000:]))
 
         t_down, text = self.playbook("teardown", path, inventory, key=(label, "teardown"))
         left = self.host_leftovers(doc, host_names)
