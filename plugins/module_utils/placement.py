@@ -307,6 +307,8 @@ def place(nodes, lans, hosts, packing=None, previous=None):
         for v in pinned:
             state.assign(v, h)
 
+    held_by_pins = list(state.used)
+
     # -- 2. previous placement ---------------------------------------------------------------
     for v, name in enumerate(names):
         if how[v] is None and previous.get(name) in hindex:
@@ -386,7 +388,12 @@ def place(nodes, lans, hosts, packing=None, previous=None):
     result = Placement(placed, per_host, lan_stats, state.cost(), dict(zip(names, how)), moved)
     if balanced:
         result.mode, result.tolerance = "balanced", BALANCE_TOLERANCE
-        result.target = dict((name, target[h]) for h, name in enumerate(hnames))
+        # The targets reported are the balanced shares of the pins and the capacities alone: the
+        # growth's own targets also count the nodes kept from the previous placement, so they
+        # would change from the first swap-in to the next (a re-run's plan must not differ).
+        weights = _weights(balanced, cpu_cap, mem_cap)
+        ideal = _whole(_shares(n, balanced, weights, held_by_pins, cap), n, balanced)
+        result.target = dict((name, ideal[h]) for h, name in enumerate(hnames))
         result.bounds = dict((name, bounds[h]) for h, name in enumerate(hnames))
     return result
 
