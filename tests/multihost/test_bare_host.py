@@ -62,7 +62,8 @@ def test_host_role_installs_a_bare_host_and_the_experiment_runs_on_it(bare_host,
         assert re.search(r"tbbare1 ready in [\d.]+ s: installed or started engine\b[^\n]*python", out), out
         for task in ("Install the Docker engine, iptables, iproute2 and python3-venv (Debian packages)",
                      "Install the pinned Python packages into the virtualenv",
-                     "Raise the kernel settings hosts with many nodes need"):
+                     "Raise the kernel settings hosts with many nodes need",
+                     "Copy the augmentation tools (supervisor, busybox, dropbear) from the controller"):
             assert task_status(out, task) == "changed", out
         # the engine from Debian's docker.io, the virtualenv with the role's pins
         code = "import docker, pyroute2; print(docker.__version__, pyroute2.__version__, docker.from_env().version()['Version'])"
@@ -76,6 +77,9 @@ def test_host_role_installs_a_bare_host_and_the_experiment_runs_on_it(bare_host,
         out = swap(sim, tmp_path, "experiment", path).stdout
         assert task_status(out, "Install what is missing") == "skipping", out
         assert task_status(out, "Raise the kernel settings hosts with many nodes need") == "ok", out
+        # the probe's digest of the host's tools equals the controller's: no copy over the connection
+        tools = "Copy the augmentation tools (supervisor, busybox, dropbear) from the controller"
+        assert task_status(out, tools) == "skipping", out
         # the images came through the registry into the new engine; the nodes run and ping
         with open(os.path.join(str(tmp_path), "records", "mh", "bare.json")) as f:
             nodes = dict((n["node"], n) for n in json.load(f)["nodes"])
