@@ -81,14 +81,18 @@ def owned_rules(table, chain, owner):
     return rules
 
 
-def ensure_rules(owner, desired, dry_run=False):
+def ensure_rules(owner, desired, dry_run=False, sweep=False):
     """Make the rules of ``owner`` exactly ``desired``: {(table, chain): [args, ...]}.
 
-    Chains not named in ``desired`` lose all of the owner's rules.  Returns the operations.
+    Chains not named in ``desired`` lose all of the owner's rules.  With ``sweep``, every chain
+    the owner wants nothing in is also removed when it is empty though the owner had no rule
+    there: a run killed between removing the last rules and their chain left it (teardown
+    sweeps).  Returns the operations.
     """
     ops = []
     batches = {}  # table -> iptables-restore lines: one process per table, not one per rule
     emptied = []
+    swept = []
     for table, chain in CHAINS:
         want = dict((comment_of(owner, args), args) for args in desired.get((table, chain), []))
         have = owned_rules(table, chain, owner)
@@ -105,12 +109,17 @@ def ensure_rules(owner, desired, dry_run=False):
             lines.append(_restore_line(["-A", chain] + list(args) + ["-m", "comment", "--comment", comment]))
         if not want and have:
             emptied.append((table, chain))
+        elif not want and sweep:
+            swept.append((table, chain))
     if not dry_run:
         for table, lines in batches.items():
             if lines:
                 _restore(table, lines)
         for table, chain in emptied:
             _drop_chain_if_empty(table, chain)
+        for table, chain in swept:
+            if _drop_chain_if_empty(table, chain):
+                ops.append("remove empty chain %s (left by a killed run)" % chain)
     return ops
 
 
@@ -127,7 +136,8 @@ def _restore(table, lines):
 
 
 def remove_rules(owner, dry_run=False):
-    return ensure_rules(owner, {}, dry_run)
+    """Remove every rule of ``owner``, and every chain of ours left empty (also by a killed run)."""
+    return ensure_rules(owner, {}, dry_run, sweep=True)
 
 
 def _jumps_to(table, hook, chain):
@@ -160,15 +170,16 @@ def _ensure_chain(table, chain):
 
 
 def _drop_chain_if_empty(table, chain):
-    """Remove an empty chain with every jump to it (whatever matches the jump has)."""
+    """Remove an empty chain with every jump to it (whatever matches the jump has); True if it did."""
     proc = _iptables(table, "-S", chain, check=False)
     if proc.returncode != 0 or any(line.startswith("-A ") for line in proc.stdout.splitlines()):
-        return
+        return False
     for hook, _match in HOOKS[(table, chain)]:
         for name in set((hook, _hook_of(table, hook))):
             for jump in _jumps_to(table, name, chain):
                 _iptables(table, "-D", name, *jump)
     _iptables(table, "-X", chain)
+    return True
 
 
 def lan_rules(bridges):
