@@ -751,6 +751,12 @@ def load_and_plan(path, hosts, record_dir=None, host_vars=None, registry_address
     """Read the experiment file at ``path`` (ours, or an NS file, containerlab topology or compose
     project: importers.load converts them) and plan it, keeping the recorded earlier swap-in.
     Returns (plan, notes): the importer's notes (warnings, renames) for the caller to show."""
+    plan, notes, _previous = _load_and_plan(path, hosts, record_dir, host_vars, registry_address, fmt, import_options)
+    return plan, notes
+
+
+def _load_and_plan(path, hosts, record_dir, host_vars, registry_address, fmt, import_options):
+    """:func:`load_and_plan`, with the recorded plan of the earlier swap-in it kept (or None)."""
     from ansible_collections.testbed.containers.plugins.module_utils import importers, report
 
     try:
@@ -767,7 +773,8 @@ def load_and_plan(path, hosts, record_dir=None, host_vars=None, registry_address
         if isinstance(project, str) and isinstance(name, str):
             record = report.read_record(record_dir, project, name)
             previous = record.get("plan") if record else None
-    return make_plan(doc, hosts, previous, controller_keys(), host_vars, controller_user(), registry_address), notes
+    plan = make_plan(doc, hosts, previous, controller_keys(), host_vars, controller_user(), registry_address)
+    return plan, notes, previous
 
 
 def plan_task(path, hosts, record_dir=None, host_vars=None, registry_address=None, format=None,
@@ -775,14 +782,13 @@ def plan_task(path, hosts, record_dir=None, host_vars=None, registry_address=Non
     """What the task experiment_plan returns (its module and its action plugin, which runs it on
     the controller without a module process): (result, warnings); ExperimentError when invalid."""
     import time
-    from ansible_collections.testbed.containers.plugins.module_utils import report
 
     started = time.time()
-    plan, notes = load_and_plan(path, hosts, record_dir, host_vars, registry_address, format, import_options)
+    plan, notes, previous = _load_and_plan(path, hosts, record_dir, host_vars, registry_address, format,
+                                           import_options)
     warnings = [str(note) for note in notes if note.level == "warning"] + list(storage_warnings(plan))
-    record = (report.read_record(record_dir, plan["project"], plan["name"]) if record_dir else None) or {}
     result = dict(changed=False, plan=plan, project=plan["project"], name=plan["name"],
-                  import_notes=[n.as_dict() for n in notes], changed_nodes=changed_nodes(plan, record.get("plan")),
+                  import_notes=[n.as_dict() for n in notes], changed_nodes=changed_nodes(plan, previous),
                   seconds=round(time.time() - started, 3))
     return result, warnings
 
