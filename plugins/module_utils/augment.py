@@ -665,27 +665,24 @@ def _open_run_dir(pid):
     """
     flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
     try:
-        root = os.open(PROC_ROOT % pid, flags)
+        fd = os.open(PROC_ROOT % pid, flags)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ESRCH):
             raise AugmentError("no process %d: is the node running?" % pid)
         raise
-    try:
-        tb = os.open(".testbed", flags | os.O_NOFOLLOW, dir_fd=root)
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-            raise AugmentError("process %d is not an augmented node (no /.testbed)" % pid)
-        raise
-    finally:
-        os.close(root)
-    try:
-        return os.open("run", flags | os.O_NOFOLLOW, dir_fd=tb)
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-            raise AugmentError("process %d is not an augmented node (no /.testbed/run)" % pid)
-        raise
-    finally:
-        os.close(tb)
+    walked = ""
+    for part in (".testbed", "run"):
+        walked += "/" + part
+        try:
+            opened = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                raise AugmentError("process %d is not an augmented node (no %s)" % (pid, walked))
+            raise
+        finally:
+            os.close(fd)
+        fd = opened
+    return fd
 
 
 def mark_ready(pid):

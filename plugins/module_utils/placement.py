@@ -629,14 +629,18 @@ class _State:
             count = self.count[e]
             count[h] = count.get(h, 0) + 1
             self.placed[e] += 1
+        for p, weights, counts in self._small_neighbours(v):
+            weights[h] = weights.get(h, 0.0) + p
+            counts[h] = counts.get(h, 0) + 1
+
+    def _small_neighbours(self, v):
+        """(pair weight, near weights, near counts) of each node sharing one of v's small LANs."""
         near, near_count = self.near, self.near_count
         for e in self.node_small[v]:
             p = self.pair[e]
             for w in self.members[e]:
                 if w != v:
-                    weights, counts = near[w], near_count[w]
-                    weights[h] = weights.get(h, 0.0) + p
-                    counts[h] = counts.get(h, 0) + 1
+                    yield p, near[w], near_count[w]
 
     def unassign(self, v):
         h = self.host_of[v]
@@ -651,18 +655,13 @@ class _State:
             else:
                 count[h] -= 1
             self.placed[e] -= 1
-        near, near_count = self.near, self.near_count
-        for e in self.node_small[v]:
-            p = self.pair[e]
-            for w in self.members[e]:
-                if w != v:
-                    weights, counts = near[w], near_count[w]
-                    if counts[h] == 1:   # exact zero, whatever rounding the sums left
-                        del counts[h]
-                        del weights[h]
-                    else:
-                        counts[h] -= 1
-                        weights[h] -= p
+        for p, weights, counts in self._small_neighbours(v):
+            if counts[h] == 1:   # exact zero, whatever rounding the sums left
+                del counts[h]
+                del weights[h]
+            else:
+                counts[h] -= 1
+                weights[h] -= p
 
     def affinity(self, v, h):
         """Weight of v's pairs with nodes placed on h (v itself not counted)."""

@@ -92,39 +92,27 @@ name:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.testbed.containers.plugins.module_utils import files, importers
+from ansible_collections.testbed.containers.plugins.module_utils import importers
+
+# Shared with the action plugin of the same name (plugins/action/experiment_import.py), which
+# converts in the controller's own process: the module runs only where the action does not.
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    format=dict(type="str", choices=list(importers.FORMATS)),
+    options=dict(type="dict", default={}),
+    strict=dict(type="bool", default=False),
+    dest=dict(type="path"),
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            format=dict(type="str", choices=list(importers.FORMATS)),
-            options=dict(type="dict", default={}),
-            strict=dict(type="bool", default=False),
-            dest=dict(type="path"),
-        ),
-        supports_check_mode=True,
-    )
-    path = module.params["path"]
-    try:
-        fmt, doc, notes = importers.load(path, module.params["format"], importers.options_from(module.params))
-    except importers.ImportFailed as exc:
-        module.fail_json(msg="cannot convert %s:\n%s" % (path, exc), notes=[n.as_dict() for n in exc.notes])
-    except (IOError, OSError, ValueError) as exc:
-        module.fail_json(msg="cannot convert %s: %s" % (path, exc), notes=[])
-    ident = importers.identity(doc)
-    if ident is None:
-        module.fail_json(msg="%s: name: is missing or not a string; name the experiment" % path, notes=[])
-    for note in notes:
-        if note.level == "warning":
-            module.warn(str(note))
-    changed = False
-    if module.params["dest"]:
-        changed = files.write_if_changed(module.params["dest"], importers.render_yaml(doc, notes, path, fmt),
-                                         dry_run=module.check_mode)
-    module.exit_json(changed=changed, format=fmt, document=doc, notes=[n.as_dict() for n in notes],
-                     messages=[str(n) for n in notes], project=ident[0], name=ident[1])
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    result = importers.import_task(module.params, module.check_mode)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+
 from ansible.plugins.action import ActionBase
 
 
@@ -28,6 +30,9 @@ class ControllerAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ControllerAction, self).run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        # plain data, as a module receives it: Ansible's templated values are its own str and dict
+        # subclasses (tagged with their origin), which yaml.safe_dump, for one, refuses
+        args = json.loads(json.dumps(args))
         done = self.work(args, bool(self._play_context.check_mode))
         warnings = result.get("warnings", []) + done.pop("warnings", [])
         result.update(done)

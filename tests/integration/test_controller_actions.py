@@ -1,4 +1,4 @@
-"""experiment_plan and experiment_report run as action plugins in the controller's process
+"""experiment_plan, experiment_import and experiment_report run as action plugins in the controller's process
 (plugins/action/, plugin_utils/controller_action.py): through a real ``ansible`` run they
 validate the module's argument spec, return the module's result, report errors and warnings as
 the module did, and honour check mode. No Docker: the planner and the record are pure files."""
@@ -68,3 +68,25 @@ def test_the_report_action_writes_the_record_and_check_mode_does_not(tmp_path):
     assert record["plan"]["name"] == "rep" and record["nodes"][0]["node"] == "a" and record["nodes"][0]["state"] == "booted"
     again = ansible("experiment_report", {"plan": plan, "statuses": [], "record_dir": str(records), "state": "absent"})
     assert again["changed"] is True and not (records / "ctl" / "rep.json").exists()
+
+
+def test_the_import_action_converts_warns_writes_and_refuses_like_the_module(tmp_path):
+    source = tmp_path / "lab.clab.yml"
+    source.write_text("name: lab\nmgmt:\n  mtu: 1400\ntopology:\n  nodes:\n    a: {kind: linux, image: alpine:3.20}\n"
+                      "    b: {kind: linux, image: alpine:3.20}\n  links:\n    - endpoints: [a:eth1, b:eth1]\n")
+    dest = tmp_path / "lab.yml"
+    result = ansible("experiment_import", {"path": str(source), "dest": str(dest)}, "--check")
+    assert not result["failed"], result
+    assert result["changed"] is True and not dest.exists()
+    assert (result["format"], result["project"], result["name"]) == ("clab", "default", "lab")
+    assert any("mgmt.mtu is not carried over" in w for w in result["warnings"]), result["warnings"]
+    result = ansible("experiment_import", {"path": str(source), "dest": str(dest)})
+    assert result["changed"] is True and yaml.safe_load(dest.read_text())["nodes"]["a"]["image"] == "alpine:3.20"
+    assert ansible("experiment_import", {"path": str(source), "dest": str(dest)})["changed"] is False
+    strict = ansible("experiment_import", {"path": str(source), "strict": True})
+    assert strict["failed"] and strict["msg"].startswith("cannot convert %s:" % source), strict
+    assert any("mgmt.mtu" in note["message"] for note in strict["notes"]), strict["notes"]
+    missing = ansible("experiment_import", {"path": str(tmp_path / "none.yml")})
+    assert missing["failed"] and "cannot convert" in missing["msg"] and missing["notes"] == [], missing
+    unknown = ansible("experiment_import", {"path": str(source), "options": {"colour": "blue"}})
+    assert unknown["failed"] and "unknown import option 'colour'" in unknown["msg"], unknown

@@ -301,3 +301,29 @@ def options_from(params):
     if params.get("strict"):
         options["strict"] = True
     return options
+
+
+def import_task(params, check_mode=False):
+    """The work of ``experiment_import`` (its module, and its action plugin in the controller's
+    process): convert ``params["path"]``, write it to ``dest`` when given; the task's result, with
+    ``warnings`` (the warning notes), or ``failed`` and ``msg``."""
+    from ansible_collections.testbed.containers.plugins.module_utils import files
+
+    path = params["path"]
+    try:
+        fmt, doc, notes = load(path, params.get("format"), options_from(params))
+    except ImportFailed as exc:
+        return dict(failed=True, changed=False, msg="cannot convert %s:\n%s" % (path, exc),
+                    notes=[n.as_dict() for n in exc.notes])
+    except (IOError, OSError, ValueError) as exc:
+        return dict(failed=True, changed=False, msg="cannot convert %s: %s" % (path, exc), notes=[])
+    ident = identity(doc)
+    if ident is None:
+        return dict(failed=True, changed=False, msg="%s: name: is missing or not a string; name the experiment" % path,
+                    notes=[])
+    changed = False
+    if params.get("dest"):
+        changed = files.write_if_changed(params["dest"], render_yaml(doc, notes, path, fmt), dry_run=check_mode)
+    return dict(changed=changed, format=fmt, document=doc, notes=[n.as_dict() for n in notes],
+                messages=[str(n) for n in notes], project=ident[0], name=ident[1],
+                warnings=[str(n) for n in notes if n.level == "warning"])

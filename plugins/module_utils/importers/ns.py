@@ -868,11 +868,10 @@ class Interp:
             words = cmd.words
             argv = [w.const if w.const is not None else self.subst(w.parts) for w in words]
         self.line = cmd.line
-        name = argv[0]
-        proc = self.procs.get(name)
+        proc = self.procs.get(argv[0])
         if proc is not None:
             return self.call_proc(proc, argv, cmd)
-        builtin = _BUILTINS.get(name)
+        builtin = _BUILTINS.get(argv[0])
         if builtin is not None:
             return builtin(self, argv, cmd, words)
         return self.ns.command(self, argv, cmd, words)
@@ -1895,81 +1894,105 @@ _QUEUE_DEFAULTS = {"limit_": "50", "maxthresh_": "15", "thresh_": "5", "q_weight
 # tb-* commands with no container meaning here: warned about, with the reason, and ignored.
 _NO_CONTAINER_MEANING = "has no container meaning"
 _NO_CONTAINER_MEANING_PL = "have no container meaning"
-_TB_IGNORED = {
-    "tb-set-hardware": None,  # handled below (names the type)
-    "tb-set-node-rpms": "RPMs are not installed in containers: build them into the node's image",
-    "tb-set-node-tarfiles": "tar files are not unpacked in containers: put them into the node's image",
-    "tb-set-tarfiles": "tar files are not unpacked in containers: put them into the nodes' image",
-    "tb-set-node-cmdline": "a kernel command line " + _NO_CONTAINER_MEANING + " (containers share the host's kernel)",
-    "tb-set-node-loadlist": "OS load lists " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-colocate-factor": "Emulab's virtual node packing " + _NO_CONTAINER_MEANING,
-    "tb-use-endnodeshaping": "shaping always happens on the hosts' ends of the nodes' links here",
-    "tb-force-endnodeshaping": "shaping always happens on the hosts' ends of the nodes' links here",
-    "tb-set-endnodeshaping": "shaping always happens on the hosts' ends of the nodes' links here",
-    "tb-set-multiplexed": "link multiplexing " + _NO_CONTAINER_MEANING,
-    "tb-set-useveth": "link encapsulation " + _NO_CONTAINER_MEANING,
-    "tb-set-link-encap": "link encapsulation " + _NO_CONTAINER_MEANING,
-    "tb-set-vlink-emulation": "virtual link emulation " + _NO_CONTAINER_MEANING,
-    "tb-set-encapsulate": "link encapsulation " + _NO_CONTAINER_MEANING,
-    "tb-set-allowcolocate": "Emulab's colocation " + _NO_CONTAINER_MEANING,
-    "tb-set-link-est-bandwidth": "estimated bandwidths only guide Emulab's mapper: no shaping meaning",
-    "tb-set-lan-est-bandwidth": "estimated bandwidths only guide Emulab's mapper: no shaping meaning",
-    "tb-set-node-lan-est-bandwidth": "estimated bandwidths only guide Emulab's mapper: no shaping meaning",
-    "tb-set-link-backfill": "backfill bandwidth only guides Emulab's mapper: no shaping meaning",
-    "tb-set-link-simplex-backfill": "backfill bandwidth only guides Emulab's mapper: no shaping meaning",
-    "tb-set-lan-backfill": "backfill bandwidth only guides Emulab's mapper: no shaping meaning",
-    "tb-set-node-lan-backfill": "backfill bandwidth only guides Emulab's mapper: no shaping meaning",
-    "tb-set-lan-simplex-backfill": "backfill bandwidth only guides Emulab's mapper: no shaping meaning",
-    "tb-set-lan-protocol": "LAN protocols (wireless) " + _NO_CONTAINER_MEANING_PL + ": every LAN is Ethernet",
-    "tb-set-link-protocol": "link protocols (wireless) " + _NO_CONTAINER_MEANING_PL + ": every link is Ethernet",
-    "tb-set-node-failure-action": "Emulab's swap-in failure policy " + _NO_CONTAINER_MEANING,
-    "tb-set-link-failure-action": "Emulab's swap-in failure policy " + _NO_CONTAINER_MEANING,
-    "tb-set-uselatestwadata": "wide-area link data " + _NO_CONTAINER_MEANING,
-    "tb-set-usewatunnels": "wide-area tunnels " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-wasolver-weights": "wide-area solver weights " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-usesharednode": "shared physical nodes " + _NO_CONTAINER_MEANING_PL + " (containers always share hosts)",
-    "tb-set-node-usesharednode": "shared physical nodes " + _NO_CONTAINER_MEANING_PL + " (containers always share hosts)",
-    "tb-set-node-sharingmode": "shared physical nodes " + _NO_CONTAINER_MEANING_PL + " (containers always share hosts)",
-    "tb-set-sync-server": "Emulab's synchronization server (emulab-sync barriers) is not carried over",
-    "tb-set-jail-os": "the OS of Emulab's jails " + _NO_CONTAINER_MEANING,
-    "tb-set-delay-os": "the OS of Emulab's delay nodes " + _NO_CONTAINER_MEANING,
-    "tb-set-delay-capacity": "Emulab's delay node capacity " + _NO_CONTAINER_MEANING,
-    "tb-use-ipassign": "Emulab's ipassign " + _NO_CONTAINER_MEANING + ": subnets are allocated by the planner",
-    "tb-set-ipassign-args": "Emulab's ipassign " + _NO_CONTAINER_MEANING + ": subnets are allocated by the planner",
-    "tb-set-mem-usage": "Emulab's packing hints " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-cpu-usage": "Emulab's packing hints " + _NO_CONTAINER_MEANING_PL,
-    "tb-make-soft-vtype": "Emulab's virtual hardware types " + _NO_CONTAINER_MEANING_PL,
-    "tb-make-hard-vtype": "Emulab's virtual hardware types " + _NO_CONTAINER_MEANING_PL,
-    "tb-make-weighted-vtype": "Emulab's virtual hardware types " + _NO_CONTAINER_MEANING_PL,
-    "tb-fix-interface": "physical interfaces " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-link-layer": "link layers " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-security-level": "Emulab's security levels " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-node-service": "Emulab's node services " + _NO_CONTAINER_MEANING_PL,
-    "tb-add-node-service-hook": "Emulab's node services " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-node-id": "Emulab's node ids " + _NO_CONTAINER_MEANING_PL,
-    "tb-use-physnaming": "physical node names " + _NO_CONTAINER_MEANING_PL,
-    "tb-fix-current-resources": "Emulab's resource pinning " + _NO_CONTAINER_MEANING,
-    "tb-bind-parent": "Emulab's subnodes " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-dpdb": "Emulab's experiment database " + _NO_CONTAINER_MEANING,
-    "tb-set-nonfs": "Emulab's NFS mounts " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-node-routable-ip": "routable control addresses " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-lan-setting": "Emulab's LAN capabilities " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-node-lan-setting": "Emulab's LAN capabilities " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-lan-accesspoint": "wireless access points " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-switch-fabric": "switch fabrics " + _NO_CONTAINER_MEANING_PL,
-    "tb-feedback-vnode": "Emulab's feedback reservations " + _NO_CONTAINER_MEANING_PL,
-    "tb-feedback-vlan": "Emulab's feedback reservations " + _NO_CONTAINER_MEANING_PL,
-    "tb-feedback-vlink": "Emulab's feedback reservations " + _NO_CONTAINER_MEANING_PL,
-    "tb-set-use-oml": "OML measurement " + _NO_CONTAINER_MEANING,
-    "tb-set-oml-server": "OML measurement " + _NO_CONTAINER_MEANING,
-    "tb-set-oml-mp": "OML measurement " + _NO_CONTAINER_MEANING,
-    "tb-set-oml-use-control": "OML measurement " + _NO_CONTAINER_MEANING,
-    # Not Emulab commands (Emulab refuses a file with them); named here so the warning says how to set it.
-    "tb-set-lan-bandwidth": "is not an Emulab command (Emulab refuses it): give the bandwidth to make-lan, "
-                            "or per member with tb-set-node-lan-bandwidth",
-    "tb-set-link-bandwidth": "is not an Emulab command (Emulab refuses it): give the bandwidth to duplex-link, "
-                             "or per direction with tb-set-link-simplex-params",
-}
+# The Emulab commands that have no meaning here, by the reason given when one is ignored
+# (tb-set-hardware, handled in the evaluator, names the type it was given).
+_TB_IGNORED_BY_REASON = (
+    ("RPMs are not installed in containers: build them into the node's image",
+     ("tb-set-node-rpms",)),
+    ("tar files are not unpacked in containers: put them into the node's image",
+     ("tb-set-node-tarfiles",)),
+    ("tar files are not unpacked in containers: put them into the nodes' image",
+     ("tb-set-tarfiles",)),
+    ("a kernel command line " + _NO_CONTAINER_MEANING + " (containers share the host's kernel)",
+     ("tb-set-node-cmdline",)),
+    ("OS load lists " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-node-loadlist",)),
+    ("Emulab's virtual node packing " + _NO_CONTAINER_MEANING,
+     ("tb-set-colocate-factor",)),
+    ("shaping always happens on the hosts' ends of the nodes' links here",
+     ("tb-use-endnodeshaping", "tb-force-endnodeshaping", "tb-set-endnodeshaping")),
+    ("link multiplexing " + _NO_CONTAINER_MEANING,
+     ("tb-set-multiplexed",)),
+    ("link encapsulation " + _NO_CONTAINER_MEANING,
+     ("tb-set-useveth", "tb-set-link-encap", "tb-set-encapsulate")),
+    ("virtual link emulation " + _NO_CONTAINER_MEANING,
+     ("tb-set-vlink-emulation",)),
+    ("Emulab's colocation " + _NO_CONTAINER_MEANING,
+     ("tb-set-allowcolocate",)),
+    ("estimated bandwidths only guide Emulab's mapper: no shaping meaning",
+     ("tb-set-link-est-bandwidth", "tb-set-lan-est-bandwidth", "tb-set-node-lan-est-bandwidth")),
+    ("backfill bandwidth only guides Emulab's mapper: no shaping meaning",
+     ("tb-set-link-backfill", "tb-set-link-simplex-backfill", "tb-set-lan-backfill", "tb-set-node-lan-backfill",
+      "tb-set-lan-simplex-backfill")),
+    ("LAN protocols (wireless) " + _NO_CONTAINER_MEANING_PL + ": every LAN is Ethernet",
+     ("tb-set-lan-protocol",)),
+    ("link protocols (wireless) " + _NO_CONTAINER_MEANING_PL + ": every link is Ethernet",
+     ("tb-set-link-protocol",)),
+    ("Emulab's swap-in failure policy " + _NO_CONTAINER_MEANING,
+     ("tb-set-node-failure-action", "tb-set-link-failure-action")),
+    ("wide-area link data " + _NO_CONTAINER_MEANING,
+     ("tb-set-uselatestwadata",)),
+    ("wide-area tunnels " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-usewatunnels",)),
+    ("wide-area solver weights " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-wasolver-weights",)),
+    ("shared physical nodes " + _NO_CONTAINER_MEANING_PL + " (containers always share hosts)",
+     ("tb-set-usesharednode", "tb-set-node-usesharednode", "tb-set-node-sharingmode")),
+    ("Emulab's synchronization server (emulab-sync barriers) is not carried over",
+     ("tb-set-sync-server",)),
+    ("the OS of Emulab's jails " + _NO_CONTAINER_MEANING,
+     ("tb-set-jail-os",)),
+    ("the OS of Emulab's delay nodes " + _NO_CONTAINER_MEANING,
+     ("tb-set-delay-os",)),
+    ("Emulab's delay node capacity " + _NO_CONTAINER_MEANING,
+     ("tb-set-delay-capacity",)),
+    ("Emulab's ipassign " + _NO_CONTAINER_MEANING + ": subnets are allocated by the planner",
+     ("tb-use-ipassign", "tb-set-ipassign-args")),
+    ("Emulab's packing hints " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-mem-usage", "tb-set-cpu-usage")),
+    ("Emulab's virtual hardware types " + _NO_CONTAINER_MEANING_PL,
+     ("tb-make-soft-vtype", "tb-make-hard-vtype", "tb-make-weighted-vtype")),
+    ("physical interfaces " + _NO_CONTAINER_MEANING_PL,
+     ("tb-fix-interface",)),
+    ("link layers " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-link-layer",)),
+    ("Emulab's security levels " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-security-level",)),
+    ("Emulab's node services " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-node-service", "tb-add-node-service-hook")),
+    ("Emulab's node ids " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-node-id",)),
+    ("physical node names " + _NO_CONTAINER_MEANING_PL,
+     ("tb-use-physnaming",)),
+    ("Emulab's resource pinning " + _NO_CONTAINER_MEANING,
+     ("tb-fix-current-resources",)),
+    ("Emulab's subnodes " + _NO_CONTAINER_MEANING_PL,
+     ("tb-bind-parent",)),
+    ("Emulab's experiment database " + _NO_CONTAINER_MEANING,
+     ("tb-set-dpdb",)),
+    ("Emulab's NFS mounts " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-nonfs",)),
+    ("routable control addresses " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-node-routable-ip",)),
+    ("Emulab's LAN capabilities " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-lan-setting", "tb-set-node-lan-setting")),
+    ("wireless access points " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-lan-accesspoint",)),
+    ("switch fabrics " + _NO_CONTAINER_MEANING_PL,
+     ("tb-set-switch-fabric",)),
+    ("Emulab's feedback reservations " + _NO_CONTAINER_MEANING_PL,
+     ("tb-feedback-vnode", "tb-feedback-vlan", "tb-feedback-vlink")),
+    ("OML measurement " + _NO_CONTAINER_MEANING,
+     ("tb-set-use-oml", "tb-set-oml-server", "tb-set-oml-mp", "tb-set-oml-use-control")),
+    ("is not an Emulab command (Emulab refuses it): give the bandwidth to make-lan, "
+     "or per member with tb-set-node-lan-bandwidth",
+     ("tb-set-lan-bandwidth",)),
+    ("is not an Emulab command (Emulab refuses it): give the bandwidth to duplex-link, "
+     "or per direction with tb-set-link-simplex-params",
+     ("tb-set-link-bandwidth",)),
+)
+_TB_IGNORED = dict((command, reason) for reason, commands in _TB_IGNORED_BY_REASON for command in commands)
+_TB_IGNORED["tb-set-hardware"] = None
 for _name in ("tb-elab-in-elab", "tb-elab-in-elab-topology", "tb-set-inner-elab-eid", "tb-set-elabinelab-cvstag",
               "tb-elabinelab-singlenet", "tb-set-elabinelab-attribute", "tb-unset-elabinelab-attribute",
               "tb-set-elabinelab-role-attribute", "tb-unset-elabinelab-role-attribute", "tb-set-node-inner-elab-role",
@@ -2349,10 +2372,16 @@ class _Ns:
             self.info(cmd.line, "%s: replaces the earlier start command of node %s" % (name, node.name))
         setattr(node, which, (command, cmd.line))
 
-    def set_ip(self, ll, node, ip, cmd, command):
+    def side_of(self, ll, node, cmd, command):
+        """The side of ``node`` in the link or LAN ``ll``; None (and the error said) if it is not in it."""
         side = ll.side(node)
         if side is None:
             self.error(cmd.line, "%s: node %s is not in %s" % (command, node.name, ll.what()))
+        return side
+
+    def set_ip(self, ll, node, ip, cmd, command):
+        side = self.side_of(ll, node, cmd, command)
+        if side is None:
             return
         if side in ll.ips:
             self.info(cmd.line, "%s: replaces address %s (line %d) of node %s on %s"
@@ -2379,9 +2408,8 @@ class _Ns:
         lan = self.obj(argv[2], cmd, command, ("lan",), "a LAN")
         if node is None or lan is None:
             return None, None, None
-        side = lan.side(node)
+        side = self.side_of(lan, node, cmd, command)
         if side is None:
-            self.error(cmd.line, "%s: node %s is not in LAN %s" % (command, node.name, lan.name))
             return None, None, None
         return node, lan, side
 
@@ -2515,9 +2543,8 @@ def _tb_link_simplex(ns, argv, cmd):
     values = [ns.parse(fn, v, cmd, argv[0]) for fn, v in zip((_delay, _bandwidth, _loss), argv[3:6])]
     if link is None or src is None:
         return
-    side = link.side(src)
+    side = ns.side_of(link, src, cmd, argv[0])
     if side is None:
-        ns.error(cmd.line, "%s: node %s is not in link %s" % (argv[0], src.name, link.name))
         return
     (ok_d, delay), (ok_b, bandwidth), (ok_l, loss) = values
     out, inn = link.out[side], link.inn[1 - side]
@@ -2537,9 +2564,8 @@ def _tb_lan_simplex(ns, argv, cmd):
     values = [ns.parse(fn, v, cmd, argv[0]) for fn, v in zip(parsers, argv[3:9])]
     if lan is None or node is None:
         return
-    side = lan.side(node)
+    side = ns.side_of(lan, node, cmd, argv[0])
     if side is None:
-        ns.error(cmd.line, "%s: node %s is not in LAN %s" % (argv[0], node.name, lan.name))
         return
     # "to" is node -> LAN (Emulab's delay/bandwidth/loss of the member), "from" LAN -> node (rdelay...).
     for target, chunk in ((lan.out[side], values[:3]), (lan.inn[side], values[3:])):
