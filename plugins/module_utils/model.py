@@ -178,15 +178,32 @@ DEFAULT_KEYS = ("augment", "image", "start", "restart") + LIMIT_KEYS
 ADDRESSING_KEYS = ("pool", "prefixlen")
 
 
+def _list_items(errors, path, value, must):
+    """(index, item) of each item of the list ``value``; none when it is absent, and none with the
+    error ``must`` at ``path`` when it is not a list."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        errors.add(path, must)
+        return []
+    return list(enumerate(value))
+
+
+def _mapping_items(errors, path, value, must):
+    """(key, value, the key's path) of each entry of the mapping ``value``; none when it is absent
+    or empty, and none with the error ``must`` at ``path`` when it is not a mapping."""
+    if not value:
+        return []
+    if not isinstance(value, dict):
+        errors.add(path, must)
+        return []
+    return [(key, item, _join(path, key)) for key, item in value.items()]
+
+
 def _check_ssh_keys(errors, path, keys):
     """A list of OpenSSH public keys (lines of id_*.pub files); returns the valid ones, stripped."""
-    if keys is None:
-        return []
-    if not isinstance(keys, list):
-        errors.add(path, "must be a list of public keys (lines of id_*.pub files)")
-        return []
     valid = []
-    for i, key in enumerate(keys):
+    for i, key in _list_items(errors, path, keys, "must be a list of public keys (lines of id_*.pub files)"):
         if not isinstance(key, str) or not SSH_KEY_RE.match(key.strip()):
             errors.add("%s[%d]" % (path, i), "not an OpenSSH public key: paste a line of an id_*.pub file")
         else:
@@ -491,13 +508,8 @@ def _check_volumes(errors, path, spec, node, targets):
 def _check_caps(errors, path, caps, allowed, refusal, hint):
     """A list of capability names (any case, with or without CAP_) among ``allowed``: the names
     as the engine spells them, once each."""
-    if caps is None:
-        return []
-    if not isinstance(caps, list):
-        errors.add(path, "must be a list of capability names such as NET_ADMIN")
-        return []
     found = []
-    for i, cap in enumerate(caps):
+    for i, cap in _list_items(errors, path, caps, "must be a list of capability names such as NET_ADMIN"):
         name = cap.upper()[4:] if isinstance(cap, str) and cap.upper().startswith("CAP_") else \
             (cap.upper() if isinstance(cap, str) else cap)
         if name not in allowed:
@@ -541,13 +553,9 @@ def _check_container_keys(errors, path, spec, node):
     for i, name in enumerate(node["cap_drop"]):
         if name in node["cap_add"]:
             errors.add("%s[%d]" % (_join(path, "cap_drop"), i), "%s is in cap_add too: name it in one of them" % name)
-    sysctls = spec.get("sysctls") or {}
     node["sysctls"] = {}
-    if not isinstance(sysctls, dict):
-        errors.add(_join(path, "sysctls"), "must be a mapping of sysctl names to values")
-        sysctls = {}
-    for key, value in sysctls.items():
-        spath = _join(_join(path, "sysctls"), key)
+    for key, value, spath in _mapping_items(errors, _join(path, "sysctls"), spec.get("sysctls"),
+                                            "must be a mapping of sysctl names to values"):
         if not isinstance(key, str) or not SYSCTL_RE.match(key):
             errors.add(spath, "not a sysctl of the node's own namespaces: use net.* (or kernel.shm*/msg*/sem, "
                        "fs.mqueue.*)")
@@ -557,13 +565,9 @@ def _check_container_keys(errors, path, spec, node):
             errors.add(spath, "must be a single value such as 1")
         else:
             node["sysctls"][key] = str(value).lower() if isinstance(value, bool) else str(value)
-    labels = spec.get("labels") or {}
     node["labels"] = {}
-    if not isinstance(labels, dict):
-        errors.add(_join(path, "labels"), "must be a mapping of label names to values")
-        labels = {}
-    for key, value in labels.items():
-        lpath = _join(_join(path, "labels"), key)
+    for key, value, lpath in _mapping_items(errors, _join(path, "labels"), spec.get("labels"),
+                                            "must be a mapping of label names to values"):
         if not isinstance(key, str) or not key or "\x00" in key or key.startswith(LABEL_RESERVED):
             errors.add(lpath, "label names must be non-empty and not start with %r (the testbed's own)" % LABEL_RESERVED)
         elif isinstance(value, (dict, list)) or "\x00" in str(value):

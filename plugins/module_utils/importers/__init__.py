@@ -194,6 +194,18 @@ def source_name(notes, raw, line, what):
     return name
 
 
+def given_name(options, data, notes, line, what):
+    """The experiment's name given by the ``name`` option, else by the source's own ``name:`` (as
+    ``source_name`` makes it ours; ``line(key)`` is the source's line of a key); None if neither."""
+    given = options.get("name")
+    if given:
+        return given
+    raw = data.get("name")
+    if raw:
+        return source_name(notes, raw, line("name"), what)
+    return None
+
+
 def yaml_loader():
     """PyYAML's safe loader, the libyaml one when PyYAML has it (ten times faster on big files)."""
     import yaml

@@ -220,13 +220,8 @@ class _Clab:
         return doc
 
     def experiment_name(self):
-        given = self.options.get("name")
-        if given:
-            return given
-        raw = self.data.get("name")
-        if raw:
-            return importers.source_name(self.notes, raw, self.line("name"), "lab")
-        return importers.experiment_name(self.notes.path)
+        return (importers.given_name(self.options, self.data, self.notes, self.line, "lab")
+                or importers.experiment_name(self.notes.path))
 
     def mgmt(self, mgmt):
         notes = self.notes

@@ -655,6 +655,16 @@ class _Compose:
     def line(self, *keys):
         return self.lines.key(keys)
 
+    def list_items(self, value, path, what):
+        """(index, item, its line) of each item of the list ``value`` at ``path``; none when it is absent,
+        and none with an error when it is not a list."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.notes.error(self.line(*path), "%s must be a list" % what)
+            return []
+        return [(i, item, self.line(*path + (i,))) for i, item in enumerate(value)]
+
     def run(self):
         data, notes = self.data, self.notes
         for key in data:
@@ -714,12 +724,9 @@ class _Compose:
 
     def experiment_name(self):
         notes = self.notes
-        given = self.options.get("name")
+        given = importers.given_name(self.options, self.data, notes, self.line, "project")
         if given:
             return given
-        raw = self.data.get("name")
-        if raw:
-            return importers.source_name(self.notes, raw, self.line("name"), "project")
         directory = os.path.basename(self.base_dir)
         name = importers.node_name(directory) or "imported"
         notes.info(None, "the experiment is named %r after the compose file's directory (compose's default project "
@@ -926,13 +933,7 @@ class _Compose:
 
     def volumes(self, sname, node, volumes, vpath):
         notes = self.notes
-        if volumes is None:
-            return
-        if not isinstance(volumes, list):
-            notes.error(self.line(*vpath), "volumes of service %s must be a list" % sname)
-            return
-        for i, vol in enumerate(volumes):
-            line = self.line(*vpath + (i,))
+        for i, vol, line in self.list_items(volumes, vpath, "volumes of service %s" % sname):
             if isinstance(vol, dict):
                 vtype, source, target = vol.get("type"), vol.get("source"), vol.get("target")
                 read_only = bool(vol.get("read_only"))
@@ -1143,13 +1144,7 @@ class _Compose:
 
     def ports(self, sname, node, ports, ppath):
         notes = self.notes
-        if ports is None:
-            return
-        if not isinstance(ports, list):
-            notes.error(self.line(*ppath), "ports of service %s must be a list" % sname)
-            return
-        for i, port in enumerate(ports):
-            line = self.line(*ppath + (i,))
+        for i, port, line in self.list_items(ports, ppath, "ports of service %s" % sname):
             if isinstance(port, dict):
                 target, published = port.get("target"), port.get("published")
                 for key in port:
