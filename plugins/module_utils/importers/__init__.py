@@ -322,17 +322,19 @@ def import_task(params, check_mode=False):
     from ansible_collections.testbed.containers.plugins.module_utils import files
 
     path = params["path"]
+
+    def failed(msg, notes=()):
+        return dict(failed=True, changed=False, msg=msg, notes=[n.as_dict() for n in notes])
+
     try:
         fmt, doc, notes = load(path, params.get("format"), options_from(params))
     except ImportFailed as exc:
-        return dict(failed=True, changed=False, msg="cannot convert %s:\n%s" % (path, exc),
-                    notes=[n.as_dict() for n in exc.notes])
+        return failed("cannot convert %s:\n%s" % (path, exc), exc.notes)
     except (IOError, OSError, ValueError) as exc:
-        return dict(failed=True, changed=False, msg="cannot convert %s: %s" % (path, exc), notes=[])
+        return failed("cannot convert %s: %s" % (path, exc))
     ident = identity(doc)
     if ident is None:
-        return dict(failed=True, changed=False, msg="%s: name: is missing or not a string; name the experiment" % path,
-                    notes=[])
+        return failed("%s: name: is missing or not a string; name the experiment" % path)
     changed = False
     if params.get("dest"):
         changed = files.write_if_changed(params["dest"], render_yaml(doc, notes, path, fmt), dry_run=check_mode)
